@@ -1,0 +1,176 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import {
+  chunkBuffer,
+  chunkStream,
+  Chunker,
+  DEFAULT_CHUNKER_OPTIONS,
+  GEAR,
+  gearTable,
+  resolveChunkerOptions,
+  type Chunk,
+  type ChunkerOptions,
+} from '../src/chunking/fastcdc.js';
+
+/** Seeded PRNG so every failure is reproducible from the seed in the test name. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+function randomBytes(size: number, seed: number): Buffer {
+  const next = prng(seed);
+  const words = new Uint32Array(Math.ceil(size / 4));
+  for (let i = 0; i < words.length; i++) words[i] = next();
+  return Buffer.from(words.buffer, 0, size);
+}
+
+/** Splits data into pieces of random sizes between 1 and maxPiece bytes. */
+function* pieces(data: Buffer, seed: number, maxPiece: number): Generator<Buffer> {
+  const next = prng(seed);
+  let off = 0;
+  while (off < data.length) {
+    // Skewed towards small pieces so tiny reads get exercised next to big ones.
+    const r = next() / 2 ** 32;
+    const n = 1 + Math.floor(r * r * r * maxPiece);
+    yield data.subarray(off, off + n);
+    off += n;
+  }
+}
+
+function boundaries(chunks: Chunk[]): string {
+  return chunks.map((c) => `${c.offset}+${c.length}`).join(',');
+}
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+const SMALL: ChunkerOptions = { minSize: 256, avgSize: 1024, maxSize: 4096 };
+
+describe('gear table', () => {
+  it('is the documented mulberry32 sequence from seed "pgdv" (changing it breaks dedup with stored data)', () => {
+    expect(GEAR.length).toBe(256);
+    expect(Array.from(GEAR.slice(0, 4))).toEqual([0x990a0e56, 0x31928a96, 0xad2a176e, 0x93892f41]);
+    expect(gearTable(0x70676476)).toEqual(GEAR);
+    expect(sha(Buffer.from(GEAR.buffer))).toMatchInlineSnapshot(`"c1e84e6b6bc37cbf510d831094854dca11a73f638720a4e43a151036bf9831ed"`);
+  });
+
+  it('pins chunk boundaries of a fixed input', () => {
+    const { chunks } = chunkBuffer(randomBytes(1 << 20, 42), SMALL);
+    expect(sha(Buffer.from(boundaries(chunks)))).toMatchInlineSnapshot(`"26a0de11ec96237dad9ce4c2bf26dd4b2ad92d5bd603f7321d4a1d1b75115300"`);
+    const def = chunkBuffer(randomBytes(4 << 20, 7));
+    expect(boundaries(def.chunks)).toMatchInlineSnapshot(`"0+72910,72910+20698,93608+174796,268404+87933,356337+65619,421956+76954,498910+74269,573179+92723,665902+72823,738725+72242,810967+52020,862987+72872,935859+66436,1002295+68873,1071168+42654,1113822+72795,1186617+84128,1270745+94230,1364975+86194,1451169+75906,1527075+66136,1593211+65826,1659037+34525,1693562+106644,1800206+81435,1881641+91676,1973317+70520,2043837+72588,2116425+38045,2154470+83483,2237953+74332,2312285+65714,2377999+79017,2457016+71477,2528493+68276,2596769+85544,2682313+66451,2748764+70983,2819747+81522,2901269+70321,2971590+83558,3055148+101515,3156663+61144,3217807+65976,3283783+17128,3300911+78805,3379716+67305,3447021+65706,3512727+89580,3602307+89681,3691988+71445,3763433+82365,3845798+81974,3927772+91755,4019527+76587,4096114+67575,4163689+25333,4189022+5282"`);
+  });
+});
+
+describe('options', () => {
+  it('defaults to 16/64/256 KiB', () => {
+    const p = resolveChunkerOptions();
+    expect([p.minSize, p.avgSize, p.maxSize]).toEqual([DEFAULT_CHUNKER_OPTIONS.minSize, DEFAULT_CHUNKER_OPTIONS.avgSize, DEFAULT_CHUNKER_OPTIONS.maxSize]);
+    expect(resolveChunkerOptions({ avgSize: 16384 })).toMatchObject({ minSize: 4096, maxSize: 65536 });
+  });
+
+  it.each([
+    [{ avgSize: 1000 }, /avgSize=1000 .*power of two/],
+    [{ avgSize: 128 }, /avgSize=128 .*at least 256/],
+    [{ minSize: 0 }, /minSize=0 is invalid/],
+    [{ maxSize: 1.5 }, /maxSize=1.5 is invalid/],
+    [{ minSize: 70000 }, /need minSize < avgSize < maxSize/],
+    [{ maxSize: 65536 }, /need minSize < avgSize < maxSize/],
+    [{ maxSize: 2 ** 31 }, /maxSize=2147483648 is too large/],
+  ])('rejects %o', (opts, msg) => {
+    expect(() => new Chunker(opts)).toThrow(msg);
+  });
+});
+
+describe('chunking', () => {
+  it('covers the input exactly, respects min and max, and hashes chunks and file', () => {
+    const data = randomBytes(3 << 20, 1);
+    const { chunks, summary } = chunkBuffer(data, SMALL);
+    let off = 0;
+    for (const [i, c] of chunks.entries()) {
+      expect(c.offset).toBe(off);
+      expect(c.length).toBeLessThanOrEqual(4096);
+      if (i < chunks.length - 1) expect(c.length).toBeGreaterThanOrEqual(256);
+      expect(c.data.equals(data.subarray(off, off + c.length))).toBe(true);
+      expect(c.hash).toBe(sha(c.data));
+      off += c.length;
+    }
+    expect(off).toBe(data.length);
+    expect(summary).toEqual({ size: data.length, sha256: sha(data), chunkCount: chunks.length });
+    // Normalized chunking keeps the mean near the target.
+    const mean = data.length / chunks.length;
+    expect(mean).toBeGreaterThan(700);
+    expect(mean).toBeLessThan(2000);
+  });
+
+  it('forces a cut at maxSize on data without natural boundaries', () => {
+    const { chunks } = chunkBuffer(Buffer.alloc(1 << 20), SMALL);
+    expect(chunks.slice(0, -1).every((c) => c.length === 4096)).toBe(true);
+    expect(new Set(chunks.map((c) => c.hash)).size).toBe(1);
+  });
+
+  it('handles empty and tiny inputs', () => {
+    expect(chunkBuffer(Buffer.alloc(0))).toEqual({ chunks: [], summary: { size: 0, sha256: sha(Buffer.alloc(0)), chunkCount: 0 } });
+    const one = chunkBuffer(Buffer.from('x'));
+    expect(one.chunks).toHaveLength(1);
+    expect(one.chunks[0]!.hash).toBe(one.summary.sha256);
+  });
+
+  it('gives the same chunks whatever the read sizes (many seeds, 1 byte to 1 MiB pieces)', async () => {
+    for (let seed = 1; seed <= 24; seed++) {
+      const size = 64 * 1024 + (prng(seed)() % (512 * 1024));
+      const data = randomBytes(size, seed * 7919);
+      const want = chunkBuffer(data, SMALL);
+      const maxPiece = [1 << 20, 64 * 1024, 4096, 300, 16][seed % 5]!;
+      const stream = chunkStream(Readable.from(pieces(data, seed, maxPiece)), SMALL);
+      const got: Chunk[] = [];
+      for await (const c of stream) got.push(c);
+      expect(boundaries(got), `seed ${seed}, pieces up to ${maxPiece}`).toBe(boundaries(want.chunks));
+      expect(got.map((c) => c.hash)).toEqual(want.chunks.map((c) => c.hash));
+      expect(stream.result()).toEqual(want.summary);
+    }
+  });
+
+  it('gives the same chunks with default sizes for 1-byte pieces and one big piece', () => {
+    const data = randomBytes(1 << 20, 99);
+    const whole = chunkBuffer(data);
+    const c = new Chunker();
+    const got: Chunk[] = [];
+    for (let i = 0; i < data.length; i++) for (const ch of c.push(data.subarray(i, i + 1))) got.push(ch);
+    for (const ch of c.finish()) got.push(ch);
+    expect(boundaries(got)).toBe(boundaries(whole.chunks));
+  });
+
+  it('changes at most a few chunks when one byte is inserted in the middle of 8 MiB', () => {
+    for (const seed of [3, 5, 11]) {
+      const data = randomBytes(8 << 20, seed);
+      const mid = data.length >> 1;
+      const edited = Buffer.concat([data.subarray(0, mid), Buffer.from([0x5a]), data.subarray(mid)]);
+      const before = new Set(chunkBuffer(data).chunks.map((c) => c.hash));
+      const after = chunkBuffer(edited).chunks;
+      const changed = after.filter((c) => !before.has(c.hash));
+      expect(changed.length, `seed ${seed}`).toBeLessThanOrEqual(3);
+      expect(changed.length).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('rejects string pieces (a stream with an encoding set)', async () => {
+    const s = Readable.from(['abc']);
+    await expect(async () => {
+      for await (const _ of chunkStream(s)) void _;
+    }).rejects.toThrow(/without an encoding/);
+  });
+
+  it('hands out chunk buffers the caller may keep', () => {
+    const data = randomBytes(200_000, 5);
+    const c = new Chunker(SMALL);
+    const kept = [...c.push(data), ...c.finish()];
+    expect(Buffer.concat(kept.map((k) => k.data)).equals(data)).toBe(true);
+  });
+});
