@@ -1,0 +1,40 @@
+// Which object store a pgdv home uses, and a probe of it for doctor.
+
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { toPgdvError } from '../lib/errors.js'
+import type { PgdvConfig } from '../db/home.js'
+
+/** A relative folder in config.json is relative to the home folder. */
+export function resolveStoreSpec(home: string, spec: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
+    if (spec.startsWith('file://')) return path.resolve(home, spec.slice('file://'.length))
+    return spec
+  }
+  return path.resolve(home, spec)
+}
+
+export interface ProbeResult {
+  ok: boolean
+  detail: string
+  hint?: string
+}
+
+export async function probeStore(spec: string, _s3: PgdvConfig['store']['s3'], _env: NodeJS.ProcessEnv): Promise<ProbeResult> {
+  if (spec.startsWith('/')) {
+    const probe = path.join(spec, `.probe-${randomBytes(6).toString('hex')}`)
+    try {
+      await fs.mkdir(spec, { recursive: true })
+      await fs.writeFile(probe, 'pgdv')
+      const back = await fs.readFile(probe, 'utf8')
+      await fs.rm(probe)
+      if (back !== 'pgdv') return { ok: false, detail: `${spec}: read back different bytes`, hint: 'Check the disk' }
+      return { ok: true, detail: `filesystem ${spec}: write, read, delete ok` }
+    } catch (e) {
+      const err = toPgdvError(e)
+      return { ok: false, detail: `filesystem ${spec}: ${err.message}`, hint: 'Make the folder writable, or choose another store with `pgdv init --store`' }
+    }
+  }
+  return { ok: false, detail: `${spec}: this store kind is not supported yet`, hint: 'Use a filesystem folder' }
+}

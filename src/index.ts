@@ -1,0 +1,13 @@
+// pgdv's library entry: the operations the CLI offers, for pipeline code.
+//
+//   import { Pgdv, createDataset } from 'pgdv'
+//   const pgdv = await Pgdv.open()            // embedded by default, or PGDV_DATABASE_URL
+//   await createDataset(pgdv, { name: 'flights', keyColumns: ['flight_id'] })
+//   await pgdv.close()
+
+export { Pgdv, type OpenOptions } from './api/client.js'
+export { init, doctor, type InitOptions, type InitResult, type DoctorReport, type DoctorCheck } from './api/admin.js'
+export { createDataset, listDatasets, showDataset, dropDataset, type DatasetInfo, type CreateDatasetInput } from './api/datasets.js'
+export { serverStatus, startServer, stopServer, type ServerInfo } from './api/server.js'
+export { migrate, migrationStatus } from './db/migrate.js'
+export { PgdvError } from './lib/errors.js'
