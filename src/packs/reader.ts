@@ -1,0 +1,178 @@
+/**
+ * PackReader: reads chunks back out of packs with ranged GETs, verifying each
+ * chunk's SHA-256. Chunks of one file were written next to each other, so
+ * consecutive requests for adjacent ranges of the same pack are merged into one GET:
+ * a 1 GiB file is a few dozen requests, not sixteen thousand.
+ */
+import { createHash } from 'node:crypto';
+import { StoreError, type ObjectStore } from '../store/types.js';
+import { PACK_MAGIC, PACK_TRAILER_SIZE, packKey, type PackEntry } from './writer.js';
+import { readAll } from '../store/types.js';
+
+export interface ChunkRef {
+  /** SHA-256 of the chunk, lowercase hex. */
+  hash: string;
+  packId: string;
+  offset: number;
+  length: number;
+}
+
+export type ChunkReadErrorCode = 'corrupt' | 'missing' | 'store';
+
+/** Names the chunk and pack; the caller adds the file (and version) it was reading. */
+export class ChunkReadError extends Error {
+  override readonly name = 'ChunkReadError';
+  constructor(
+    readonly code: ChunkReadErrorCode,
+    message: string,
+    readonly chunkHash: string,
+    readonly packId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface PackReaderOptions {
+  /** Largest merged GET in bytes (default 64 MiB); only bounds request length, not memory. */
+  maxRangeSize?: number;
+}
+
+export class PackReader {
+  private readonly maxRangeSize: number;
+
+  constructor(
+    private readonly store: ObjectStore,
+    options: PackReaderOptions = {},
+  ) {
+    this.maxRangeSize = options.maxRangeSize ?? 64 * 1024 * 1024;
+  }
+
+  /**
+   * Yields each chunk's verified bytes in the order given. Memory: one chunk at a
+   * time plus the stream's buffer, whatever the merged range's size.
+   */
+  async *readChunks(refs: Iterable<ChunkRef> | AsyncIterable<ChunkRef>): AsyncGenerator<{ ref: ChunkRef; data: Buffer }> {
+    let run: ChunkRef[] = [];
+    let runEnd = 0;
+    for await (const ref of refs) {
+      const last = run[run.length - 1];
+      if (last && ref.packId === last.packId && ref.offset === runEnd && runEnd + ref.length - run[0]!.offset <= this.maxRangeSize) {
+        run.push(ref);
+        runEnd += ref.length;
+        continue;
+      }
+      if (run.length) yield* this.readRun(run);
+      run = [ref];
+      runEnd = ref.offset + ref.length;
+    }
+    if (run.length) yield* this.readRun(run);
+  }
+
+  /** One verified chunk. */
+  async readChunk(ref: ChunkRef): Promise<Buffer> {
+    for await (const { data } of this.readRun([ref])) return data;
+    throw new Error('unreachable');
+  }
+
+  private async *readRun(run: ChunkRef[]): AsyncGenerator<{ ref: ChunkRef; data: Buffer }> {
+    const first = run[0]!;
+    const last = run[run.length - 1]!;
+    const start = first.offset;
+    const end = last.offset + last.length; // exclusive
+    if (end === start) {
+      // Empty chunks (an empty file's only chunk): nothing to fetch, still verify.
+      for (const ref of run) yield { ref, data: verify(ref, Buffer.alloc(0)) };
+      return;
+    }
+    let stream;
+    try {
+      stream = await this.store.get(packKey(first.packId), { start, end: end - 1 });
+    } catch (e) {
+      throw wrapStoreError(e, first);
+    }
+    let i = 0;
+    let cur = Buffer.allocUnsafe(run[0]!.length);
+    let filled = 0;
+    try {
+      for await (const piece of stream as AsyncIterable<Buffer>) {
+        let off = 0;
+        while (off < piece.length) {
+          if (i >= run.length) {
+            throw new ChunkReadError('corrupt', `pack ${first.packId} returned more bytes than asked for at ${start}-${end - 1}: the store ignored the range; check the S3 endpoint`, run[run.length - 1]!.hash, first.packId);
+          }
+          const n = Math.min(piece.length - off, cur.length - filled);
+          piece.copy(cur, filled, off, off + n);
+          filled += n;
+          off += n;
+          while (filled === cur.length && i < run.length) {
+            yield { ref: run[i]!, data: verify(run[i]!, cur) };
+            i++;
+            if (i < run.length) cur = Buffer.allocUnsafe(run[i]!.length);
+            filled = 0;
+          }
+        }
+      }
+    } catch (e) {
+      if (e instanceof ChunkReadError) throw e;
+      throw wrapStoreError(e, run[Math.min(i, run.length - 1)]!);
+    } finally {
+      // Stop the download when the consumer stops early or verification failed.
+      (stream as { destroy?: () => void }).destroy?.();
+    }
+    if (i < run.length) {
+      const ref = run[i]!;
+      throw new ChunkReadError('corrupt', `chunk ${ref.hash} in pack ${ref.packId} is truncated: the pack ended before offset ${ref.offset + ref.length}; run pgdv verify and re-ingest the files that use it`, ref.hash, ref.packId);
+    }
+  }
+}
+
+function verify(ref: ChunkRef, data: Buffer): Buffer {
+  const got = createHash('sha256').update(data).digest('hex');
+  if (got !== ref.hash) {
+    throw new ChunkReadError(
+      'corrupt',
+      `chunk ${ref.hash} in pack ${ref.packId} (offset ${ref.offset}, ${ref.length} bytes) is corrupt: its bytes hash to ${got}; run pgdv verify and re-ingest the files that use it`,
+      ref.hash,
+      ref.packId,
+    );
+  }
+  return data;
+}
+
+function wrapStoreError(e: unknown, ref: ChunkRef): ChunkReadError {
+  if (e instanceof ChunkReadError) return e;
+  if (e instanceof StoreError && e.code === 'not_found') {
+    return new ChunkReadError('missing', `chunk ${ref.hash}: its pack ${ref.packId} is missing from the store; run pgdv verify, and restore the pack or re-ingest the files that use it`, ref.hash, ref.packId, { cause: e });
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return new ChunkReadError('store', `chunk ${ref.hash} in pack ${ref.packId} could not be read: ${msg}`, ref.hash, ref.packId, { cause: e });
+}
+
+/**
+ * Reads a pack's own index from its footer, without the database: for verify and
+ * for rebuilding the chunk index after a disaster.
+ */
+export async function readPackIndex(store: ObjectStore, packId: string): Promise<PackEntry[]> {
+  const key = packKey(packId);
+  const head = await store.head(key);
+  if (!head) throw new StoreError('not_found', `pack ${packId} is missing from ${store.describe()}: restore it or re-ingest`, key);
+  if (head.size < PACK_TRAILER_SIZE) throw bad(packId, 'too small to hold a footer');
+  const trailer = await readAll(await store.get(key, { start: head.size - PACK_TRAILER_SIZE, end: head.size - 1 }));
+  if (trailer.toString('latin1', 4) !== PACK_MAGIC) throw bad(packId, `no ${PACK_MAGIC} trailer`);
+  const jsonLen = trailer.readUInt32LE(0);
+  const jsonStart = head.size - PACK_TRAILER_SIZE - jsonLen;
+  if (jsonStart < 0) throw bad(packId, 'footer length past the start of the pack');
+  const json = await readAll(await store.get(key, { start: jsonStart, end: head.size - PACK_TRAILER_SIZE - 1 }));
+  try {
+    const parsed = JSON.parse(json.toString('utf8')) as { v: number; chunks: [string, number, number][] };
+    if (parsed.v !== 1) throw new Error(`format ${parsed.v}`);
+    return parsed.chunks.map(([hash, offset, length]) => ({ hash, offset, length }));
+  } catch (e) {
+    throw bad(packId, `unreadable footer (${(e as Error).message})`);
+  }
+}
+
+function bad(packId: string, why: string): StoreError {
+  return new StoreError('checksum', `pack ${packId} is damaged: ${why}; run pgdv verify`, packKey(packId));
+}

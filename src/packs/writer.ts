@@ -1,0 +1,195 @@
+/**
+ * PackWriter: gathers new chunks into pack objects of tens of MiB, because few large
+ * objects keep S3 request counts (and costs) down, while PostgreSQL keeps the index
+ * chunk → (pack, offset, length).
+ *
+ * Pack layout (format 1): the chunks' bytes back to back, then a footer so a pack can
+ * be re-indexed without the database (disaster recovery, verify):
+ *
+ *   chunk bytes ... | footer JSON | footer length (uint32 LE) | magic "PGDVPAK1"
+ *
+ * footer JSON = {"v":1,"chunks":[["<sha256 hex>",offset,length],...]}.
+ * The pack's key is packs/<SHA-256 of the whole pack>: content-addressed, so an
+ * upload retried after a crash lands on the same key and is harmless.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { ObjectStore } from '../store/types.js';
+
+export const PACK_MAGIC = 'PGDVPAK1';
+export const PACK_TRAILER_SIZE = 4 + PACK_MAGIC.length;
+export const DEFAULT_PACK_TARGET_SIZE = 32 * 1024 * 1024;
+export const PACK_KEY_PREFIX = 'packs/';
+
+export function packKey(packId: string): string {
+  return `${PACK_KEY_PREFIX}${packId}`;
+}
+
+export interface PackEntry {
+  /** SHA-256 of the chunk, lowercase hex. */
+  hash: string;
+  offset: number;
+  length: number;
+}
+
+export interface SealedPack {
+  /** SHA-256 of the whole pack object (hex); its key is packs/<packId>. */
+  packId: string;
+  /** Size of the pack object in bytes, footer included. */
+  size: number;
+  entries: PackEntry[];
+}
+
+export interface PackWriterOptions {
+  store: ObjectStore;
+  /** Folder for the pack being filled (one temp file at a time per writer, plus those uploading). */
+  tempDir: string;
+  /** Seal a pack once its chunk bytes reach this size (default 32 MiB). */
+  targetSize?: number;
+  /** Packs uploading concurrently while the next one fills (default 2). */
+  maxUploads?: number;
+  /**
+   * Called once per sealed pack, after its upload succeeded, in sealing order. The
+   * caller records the index rows here; a rejection fails the writer. add() waits for
+   * it, which gives backpressure.
+   */
+  onPack?: (pack: SealedPack) => void | Promise<void>;
+}
+
+interface OpenPack {
+  file: string;
+  fh: FileHandle;
+  hash: ReturnType<typeof createHash>;
+  size: number;
+  entries: PackEntry[];
+}
+
+export class PackWriter {
+  private readonly store: ObjectStore;
+  private readonly tempDir: string;
+  private readonly targetSize: number;
+  private readonly maxUploads: number;
+  private readonly onPack?: (pack: SealedPack) => void | Promise<void>;
+  private current: OpenPack | undefined;
+  /** Per sealed pack: its upload then its onPack call; oldest first. */
+  private pending: Promise<void>[] = [];
+  /** Serializes onPack calls in sealing order. */
+  private callbackChain: Promise<void> = Promise.resolve();
+  private failure: unknown;
+  private readonly sealed: SealedPack[] = [];
+  /** Chunks written by this writer, so a chunk repeated within one ingest is stored once. */
+  private readonly seen = new Set<string>();
+  private finished = false;
+
+  constructor(options: PackWriterOptions) {
+    this.store = options.store;
+    this.tempDir = options.tempDir;
+    this.targetSize = options.targetSize ?? DEFAULT_PACK_TARGET_SIZE;
+    this.maxUploads = options.maxUploads ?? 2;
+    this.onPack = options.onPack;
+    if (!Number.isSafeInteger(this.targetSize) || this.targetSize <= 0) {
+      throw new RangeError(`pack targetSize=${this.targetSize} is invalid: give a positive byte count (default ${DEFAULT_PACK_TARGET_SIZE})`);
+    }
+  }
+
+  /**
+   * Appends a chunk (its hash must be the SHA-256 of data: the caller got both from
+   * the chunker). Returns false if this writer already stored that chunk.
+   */
+  async add(hash: string, data: Uint8Array): Promise<boolean> {
+    this.throwIfFailed();
+    if (this.finished) throw new Error('PackWriter.add called after finish: create a new PackWriter');
+    if (this.seen.has(hash)) return false;
+    this.seen.add(hash);
+    const p = this.current ?? (this.current = await this.openPack());
+    let off = 0;
+    while (off < data.length) off += (await p.fh.write(data, off, data.length - off)).bytesWritten;
+    p.hash.update(data);
+    p.entries.push({ hash, offset: p.size, length: data.length });
+    p.size += data.length;
+    if (p.size >= this.targetSize) await this.seal();
+    return true;
+  }
+
+  /** Seals the last pack, waits for every upload and callback; returns all packs sealed. */
+  async finish(): Promise<SealedPack[]> {
+    if (!this.finished) {
+      this.finished = true;
+      if (this.current) await this.seal();
+      await Promise.allSettled(this.pending);
+    }
+    this.throwIfFailed();
+    return this.sealed;
+  }
+
+  /** Drops the pack being filled (its temp file) after a failure; uploads in flight still finish. */
+  async abort(): Promise<void> {
+    this.finished = true;
+    const p = this.current;
+    this.current = undefined;
+    if (p) {
+      await p.fh.close().catch(() => undefined);
+      await unlink(p.file).catch(() => undefined);
+    }
+    await Promise.allSettled(this.pending);
+  }
+
+  private async openPack(): Promise<OpenPack> {
+    await mkdir(this.tempDir, { recursive: true });
+    const file = path.join(this.tempDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+    const fh = await open(file, 'wx');
+    return { file, fh, hash: createHash('sha256'), size: 0, entries: [] };
+  }
+
+  private async seal(): Promise<void> {
+    const p = this.current!;
+    this.current = undefined;
+    const json = Buffer.from(JSON.stringify({ v: 1, chunks: p.entries.map((e) => [e.hash, e.offset, e.length]) }));
+    const trailer = Buffer.alloc(PACK_TRAILER_SIZE);
+    trailer.writeUInt32LE(json.length, 0);
+    trailer.write(PACK_MAGIC, 4, 'latin1');
+    const footer = Buffer.concat([json, trailer]);
+    await p.fh.write(footer);
+    p.hash.update(footer);
+    await p.fh.close();
+    const pack: SealedPack = { packId: p.hash.digest('hex'), size: p.size + footer.length, entries: p.entries };
+
+    // Bound the packs on local disk and in flight: wait for the oldest to be
+    // uploaded and called back (so a slow onPack slows add() down too).
+    while (this.pending.length >= this.maxUploads) {
+      await this.pending.shift()!.catch(() => undefined);
+      this.throwIfFailed();
+    }
+    const upload = this.upload(p.file, pack);
+    upload.catch((e: unknown) => this.fail(e));
+    const done = this.callbackChain.then(async () => {
+      const uploaded = await upload;
+      if (this.failure !== undefined) return;
+      this.sealed.push(uploaded);
+      if (this.onPack) await this.onPack(uploaded);
+    });
+    done.catch((e: unknown) => this.fail(e));
+    this.callbackChain = done.catch(() => undefined);
+    this.pending.push(done);
+  }
+
+  private async upload(file: string, pack: SealedPack): Promise<SealedPack> {
+    try {
+      // A factory, not a stream: the store can then retry the upload from the start.
+      await this.store.put(packKey(pack.packId), () => createReadStream(file), { size: pack.size, sha256: pack.packId });
+      return pack;
+    } finally {
+      await unlink(file).catch(() => undefined);
+    }
+  }
+
+  private fail(e: unknown): void {
+    this.failure ??= e;
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
