@@ -11,3 +11,7 @@ export { createDataset, listDatasets, showDataset, dropDataset, type DatasetInfo
 export { serverStatus, startServer, stopServer, type ServerInfo } from './api/server.js'
 export { migrate, migrationStatus } from './db/migrate.js'
 export { PgdvError } from './lib/errors.js'
+export {
+  resolveRef, listRefs, createBranch, deleteBranch, createTag, deleteTag, log, refAt, reflog, resetBranch,
+  type RefInfo, type LogEntry, type ReflogEntry,
+} from './api/refs.js'
