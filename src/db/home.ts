@@ -39,10 +39,14 @@ export async function readConfig(home: string): Promise<PgdvConfig | undefined> 
   try {
     text = await fs.readFile(path.join(home, CONFIG_FILE), 'utf8')
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new PgdvError(`cannot read ${path.join(home, CONFIG_FILE)}: ${(e as Error).message}`, {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return undefined
+    if (code === 'ENOTDIR') {
+      throw new PgdvError(`the pgdv home folder ${home} is not writable (a parent is a file)`, { kind: 'io', hint: 'Choose a writable folder with --home or PGDV_HOME' })
+    }
+    throw new PgdvError(`cannot read ${path.join(home, CONFIG_FILE)} (${code ?? (e as Error).message})`, {
       kind: 'io',
-      hint: 'Check the permissions of the pgdv home folder',
+      hint: 'Check the permissions of the pgdv home folder, or choose another with --home or PGDV_HOME',
     })
   }
   try {
