@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { ChunkPool } from '../src/chunking/pool.js';
 import {
   chunkBuffer,
   chunkStream,
@@ -172,5 +176,40 @@ describe('chunking', () => {
     const c = new Chunker(SMALL);
     const kept = [...c.push(data), ...c.finish()];
     expect(Buffer.concat(kept.map((k) => k.data)).equals(data)).toBe(true);
+  });
+});
+
+describe('ChunkPool (worker threads)', () => {
+  it('gives the same chunks and file hashes as the in-thread chunker, files read concurrently', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgdv-pool-'));
+    const pool = new ChunkPool({ workers: 2, chunker: SMALL, window: 4 });
+    try {
+      const datas = [randomBytes(300_000, 1), randomBytes(0, 2), randomBytes(1_000_000, 3), randomBytes(77, 4)];
+      const paths = await Promise.all(datas.map(async (d, i) => {
+        const p = path.join(dir, `f${i}`);
+        await writeFile(p, d);
+        return p;
+      }));
+      const results = await Promise.all(paths.map(async (p) => {
+        const f = pool.chunkFile(p);
+        const chunks: Chunk[] = [];
+        for await (const c of f) chunks.push(c);
+        return { chunks, summary: f.result() };
+      }));
+      for (const [i, r] of results.entries()) {
+        const want = chunkBuffer(datas[i]!, SMALL);
+        expect(boundaries(r.chunks)).toBe(boundaries(want.chunks));
+        expect(r.chunks.map((c) => c.hash)).toEqual(want.chunks.map((c) => c.hash));
+        expect(Buffer.concat(r.chunks.map((c) => c.data)).equals(datas[i]!)).toBe(true);
+        expect(r.summary).toEqual(want.summary);
+      }
+      const missing = pool.chunkFile(path.join(dir, 'nope'));
+      await expect(async () => {
+        for await (const _ of missing) void _;
+      }).rejects.toThrow(/chunking .*nope failed: ENOENT/);
+    } finally {
+      await pool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -130,6 +130,19 @@ describe('packs', () => {
     expect(await readdir(path.join(dir, 'tmp4'))).toEqual([]);
   });
 
+  it('keeps offsets right when several files add chunks concurrently', async () => {
+    const store = new FsStore(path.join(dir, 'store6'));
+    const w = new PackWriter({ store, tempDir: path.join(dir, 'tmp6'), targetSize: 200_000 });
+    const chunks = Array.from({ length: 40 }, (_, i) => randomBytes(5_000 + i * 97));
+    await Promise.all([0, 1].map(async (half) => {
+      for (const c of chunks.filter((_, i) => i % 2 === half)) await w.add(sha(c), c);
+    }));
+    const packs = await w.finish();
+    const refs = packs.flatMap((p) => p.entries.map((e) => ({ ...e, packId: p.packId })));
+    expect(refs).toHaveLength(40);
+    for await (const { ref, data } of new PackReader(store).readChunks(refs)) expect(sha(data)).toBe(ref.hash);
+  });
+
   it('skips a chunk it already wrote and rejects a bad target size', async () => {
     const store = new FsStore(path.join(dir, 'store5'));
     const w = new PackWriter({ store, tempDir: path.join(dir, 'tmp5') });

@@ -82,6 +82,7 @@ export class PackWriter {
   /** Chunks written by this writer, so a chunk repeated within one ingest is stored once. */
   private readonly seen = new Set<string>();
   private finished = false;
+  private lock: Promise<void> = Promise.resolve();
 
   constructor(options: PackWriterOptions) {
     this.store = options.store;
@@ -98,7 +99,18 @@ export class PackWriter {
    * Appends a chunk (its hash must be the SHA-256 of data: the caller got both from
    * the chunker). Returns false if this writer already stored that chunk.
    */
-  async add(hash: string, data: Uint8Array): Promise<boolean> {
+  add(hash: string, data: Uint8Array): Promise<boolean> {
+    // Serialized: several files may be chunked concurrently (ChunkPool) and feed one
+    // writer; entries' offsets must match the order bytes land in the pack file.
+    const run = this.lock.then(() => this.addNow(hash, data));
+    this.lock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async addNow(hash: string, data: Uint8Array): Promise<boolean> {
     this.throwIfFailed();
     if (this.finished) throw new Error('PackWriter.add called after finish: create a new PackWriter');
     if (this.seen.has(hash)) return false;
@@ -115,6 +127,7 @@ export class PackWriter {
 
   /** Seals the last pack, waits for every upload and callback; returns all packs sealed. */
   async finish(): Promise<SealedPack[]> {
+    await this.lock;
     if (!this.finished) {
       this.finished = true;
       if (this.current) await this.seal();
@@ -126,6 +139,7 @@ export class PackWriter {
 
   /** Drops the pack being filled (its temp file) after a failure; uploads in flight still finish. */
   async abort(): Promise<void> {
+    await this.lock;
     this.finished = true;
     const p = this.current;
     this.current = undefined;
