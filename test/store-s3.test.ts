@@ -84,6 +84,7 @@ describe('S3Store on s3rver', () => {
     await s.put('r/obj', a);
     expect((await readAll(await s.get('r/obj', { start: 1000, end: 1999 }))).equals(a.subarray(1000, 2000))).toBe(true);
     expect((await readAll(await s.get('r/obj', { start: 99_990 }))).equals(a.subarray(99_990))).toBe(true);
+    await expect(s.get('r/obj', { start: 200_000, end: 200_010 })).rejects.toMatchObject({ code: 'invalid' });
   });
 
   it('uploads a 20 MiB object in 5 MiB parts from a stream factory', async () => {

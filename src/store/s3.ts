@@ -280,6 +280,9 @@ export function mapS3Error(e: unknown, key: string, op: Op, bucket: string): Sto
   if ((sysCode && NETWORK_CODES.has(sysCode)) || name === 'TimeoutError' || name === 'RequestTimeout' || /socket hang up|ECONNREFUSED|ENOTFOUND/.test(msg)) {
     return new StoreError('network', `could not reach the S3 endpoint to ${op} ${key} (${sysCode ?? name}): check the endpoint URL and the network`, key, opts);
   }
+  if (name === 'InvalidRange' || status === 416) {
+    return new StoreError('invalid', `byte range asked of ${key} lies past its end: the index and the object disagree; run pgdv verify`, key, opts);
+  }
   if (name === 'BadDigest' || name === 'InvalidDigest' || name === 'XAmzContentSHA256Mismatch') {
     return new StoreError('checksum', `the server rejected ${key}: the bytes sent do not match their SHA-256 (${name}); retry, and check for a proxy altering uploads`, key, opts);
   }
