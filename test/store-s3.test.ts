@@ -78,6 +78,14 @@ describe('S3Store on s3rver', () => {
     expect((await readAll(await s.get('packs/bb02'))).equals(b)).toBe(true);
   });
 
+  it('refuses a body whose size or SHA-256 differs from the declared one', async () => {
+    const s = makeStore();
+    await expect(s.put('c/sha', Buffer.from('abc'), { sha256: sha(Buffer.from('abd')) })).rejects.toMatchObject({ code: 'checksum' });
+    await expect(s.put('c/size', Readable.from([Buffer.from('abc')]), { size: 4 })).rejects.toMatchObject({ code: 'checksum' });
+    expect(await s.head('c/sha')).toBeNull();
+    expect(await s.head('c/size')).toBeNull();
+  });
+
   it('reads byte ranges', async () => {
     const s = makeStore();
     const a = randomBytes(100_000);

@@ -17,6 +17,7 @@ import {
   type ProbeResult,
   type PutBody,
   type PutOptions,
+  checkBody,
   runProbe,
   StoreError,
   validateKey,
@@ -198,16 +199,6 @@ export class FsStore implements ObjectStore {
     };
     await visit(this.root);
     return removed;
-  }
-}
-
-/** Throws 'checksum' when the bytes received differ from what the caller declared. */
-export function checkBody(key: string, size: number, sha256: string, options: PutOptions): void {
-  if (options.size !== undefined && options.size !== size) {
-    throw new StoreError('checksum', `upload of ${key} got ${size} bytes but ${options.size} were declared: the source changed or was truncated; retry`, key);
-  }
-  if (options.sha256 !== undefined && options.sha256.toLowerCase() !== sha256) {
-    throw new StoreError('checksum', `upload of ${key} has SHA-256 ${sha256} but ${options.sha256} was declared: the source changed while uploading; retry`, key);
   }
 }
 

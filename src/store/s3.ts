@@ -18,6 +18,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -27,6 +28,8 @@ import {
   type ProbeResult,
   type PutBody,
   type PutOptions,
+  checkBody,
+  readAll,
   runProbe,
   StoreError,
   validateKey,
@@ -106,24 +109,26 @@ export class S3Store implements ObjectStore {
     const open = (): Uint8Array | Readable => (typeof body === 'function' ? body() : (body as Uint8Array | Readable));
 
     if (size !== undefined && size <= this.partSize) {
-      // One request: the SDK retries it itself when the body is a buffer; a stream
-      // body cannot be rewound, so we retry those here from a fresh stream.
-      const send = async (): Promise<void> => {
-        const Body = open();
-        await this.client.send(
+      // One request. The body is read into memory first (at most one part): the SDK
+      // can then retry it, and a short or long stream is caught before sending.
+      const bytes = body instanceof Uint8Array ? body : await readAll(open() as AsyncIterable<Uint8Array>);
+      checkBody(key, bytes.length, options.sha256 ? createHash('sha256').update(bytes).digest('hex') : '', { ...options, size });
+      await this.withRetry(key, 'upload', false, () =>
+        this.client.send(
           new PutObjectCommand({
             Bucket: this.bucket,
             Key,
-            Body,
+            Body: bytes,
             ContentLength: size,
             Metadata,
+            // S3 and MinIO verify this header and refuse a body that does not match.
             ...(options.sha256 && this.opts.sendChecksum !== false
               ? { ChecksumSHA256: Buffer.from(options.sha256, 'hex').toString('base64') }
               : {}),
           }),
-        );
-      };
-      return this.withRetry(key, 'upload', replayable && !(body instanceof Uint8Array), send);
+        ),
+      );
+      return;
     }
 
     const upload = async (): Promise<void> => {

@@ -109,6 +109,16 @@ export function validateRange(key: string, range: GetRange | undefined): void {
   }
 }
 
+/** Throws 'checksum' when the bytes received differ from what the caller declared. */
+export function checkBody(key: string, size: number, sha256: string, options: PutOptions): void {
+  if (options.size !== undefined && options.size !== size) {
+    throw new StoreError('checksum', `upload of ${key} got ${size} bytes but ${options.size} were declared: the source changed or was truncated; retry`, key);
+  }
+  if (options.sha256 !== undefined && options.sha256.toLowerCase() !== sha256) {
+    throw new StoreError('checksum', `upload of ${key} has SHA-256 ${sha256} but ${options.sha256} was declared: the source changed while uploading; retry`, key);
+  }
+}
+
 /** Runs the shared probe sequence against any store. */
 export async function runProbe(store: ObjectStore, keyPrefix = 'probe'): Promise<ProbeResult> {
   const t0 = performance.now();
