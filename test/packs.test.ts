@@ -79,6 +79,25 @@ describe('packs', () => {
     }
   });
 
+  it('merges reads of nearby chunks of one pack across small gaps', async () => {
+    const store = new CountingStore(path.join(dir, 'store7'));
+    const { packs, refs } = await ingest(store, [randomBytes(600_000)], 1 << 30);
+    expect(packs).toHaveLength(1);
+    const every2nd = refs[0]!.filter((_, i) => i % 2 === 0);
+    const check = async (reader: PackReader): Promise<number> => {
+      store.gets = [];
+      const got: string[] = [];
+      for await (const { ref, data } of reader.readChunks(every2nd)) {
+        expect(sha(data)).toBe(ref.hash);
+        got.push(ref.hash);
+      }
+      expect(got).toEqual(every2nd.map((r) => r.hash));
+      return store.gets.length;
+    };
+    expect(await check(new PackReader(store))).toBe(1);
+    expect(await check(new PackReader(store, { maxGap: 0 }))).toBe(every2nd.length);
+  });
+
   it('fails naming the chunk and pack when one byte of a stored pack is flipped', async () => {
     const store = new FsStore(path.join(dir, 'store2'));
     const file = randomBytes(300_000);

@@ -36,16 +36,23 @@ export class ChunkReadError extends Error {
 export interface PackReaderOptions {
   /** Largest merged GET in bytes (default 64 MiB); only bounds request length, not memory. */
   maxRangeSize?: number;
+  /**
+   * Unwanted bytes read through to merge two ranges of one pack (default 1 MiB):
+   * on S3 one request's latency costs about as much as reading a few MiB.
+   */
+  maxGap?: number;
 }
 
 export class PackReader {
   private readonly maxRangeSize: number;
+  private readonly maxGap: number;
 
   constructor(
     private readonly store: ObjectStore,
     options: PackReaderOptions = {},
   ) {
     this.maxRangeSize = options.maxRangeSize ?? 64 * 1024 * 1024;
+    this.maxGap = options.maxGap ?? 1024 * 1024;
   }
 
   /**
@@ -57,9 +64,15 @@ export class PackReader {
     let runEnd = 0;
     for await (const ref of refs) {
       const last = run[run.length - 1];
-      if (last && ref.packId === last.packId && ref.offset === runEnd && runEnd + ref.length - run[0]!.offset <= this.maxRangeSize) {
+      if (
+        last &&
+        ref.packId === last.packId &&
+        ref.offset >= runEnd &&
+        ref.offset - runEnd <= this.maxGap &&
+        ref.offset + ref.length - run[0]!.offset <= this.maxRangeSize
+      ) {
         run.push(ref);
-        runEnd += ref.length;
+        runEnd = ref.offset + ref.length;
         continue;
       }
       if (run.length) yield* this.readRun(run);
@@ -92,24 +105,36 @@ export class PackReader {
       throw wrapStoreError(e, first);
     }
     let i = 0;
-    let cur = Buffer.allocUnsafe(run[0]!.length);
+    let pos = start; // pack offset of the next byte from the stream
+    let cur: Buffer | undefined;
     let filled = 0;
     try {
       for await (const piece of stream as AsyncIterable<Buffer>) {
         let off = 0;
         while (off < piece.length) {
-          if (i >= run.length) {
-            throw new ChunkReadError('corrupt', `pack ${first.packId} returned more bytes than asked for at ${start}-${end - 1}: the store ignored the range; check the S3 endpoint`, run[run.length - 1]!.hash, first.packId);
+          const ref = run[i];
+          if (!ref) {
+            throw new ChunkReadError('corrupt', `pack ${first.packId} returned more bytes than asked for at ${start}-${end - 1}: the store ignored the range; check the S3 endpoint`, last.hash, first.packId);
           }
-          const n = Math.min(piece.length - off, cur.length - filled);
+          if (pos < ref.offset) {
+            // A gap between two wanted chunks: read through it rather than pay another request.
+            const skip = Math.min(piece.length - off, ref.offset - pos);
+            off += skip;
+            pos += skip;
+            continue;
+          }
+          cur ??= Buffer.allocUnsafe(ref.length);
+          const n = Math.min(piece.length - off, ref.length - filled);
           piece.copy(cur, filled, off, off + n);
           filled += n;
           off += n;
-          while (filled === cur.length && i < run.length) {
-            yield { ref: run[i]!, data: verify(run[i]!, cur) };
-            i++;
-            if (i < run.length) cur = Buffer.allocUnsafe(run[i]!.length);
+          pos += n;
+          if (filled === ref.length) {
+            const data = verify(ref, cur);
+            cur = undefined;
             filled = 0;
+            i++;
+            yield { ref, data };
           }
         }
       }
