@@ -131,6 +131,21 @@ describe('FsStore', () => {
     expect(bad.failed?.step).toBe('write');
   });
 
+  it('reports a missing root as no_bucket when told not to create it', async () => {
+    const s = new FsStore(path.join(dir, 'absent-root'), { create: false });
+    await expect(s.put('k', Buffer.from('x'))).rejects.toMatchObject({ code: 'no_bucket' });
+  });
+
+  it('removes stale temp files of interrupted puts', async () => {
+    const s = new FsStore(path.join(dir, 'stale-root'));
+    await s.put('stale/obj', Buffer.from('x'));
+    const tmp = path.join(path.dirname(s.pathOf('stale/obj')), '.tmp-dead-obj');
+    await writeFile(tmp, 'partial');
+    expect(await s.removeStaleTemp(60_000)).toBe(0); // too recent: a put may still be writing it
+    expect(await s.removeStaleTemp(0)).toBe(1);
+    expect(await s.head('stale/obj')).toEqual({ size: 1 });
+  });
+
   it('describes itself as a file URL', () => {
     expect(store.describe()).toBe(`file://${path.join(dir, 'objects')}`);
   });

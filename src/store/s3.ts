@@ -226,6 +226,10 @@ export class S3Store implements ObjectStore {
 type Op = 'upload' | 'read' | 'delete' | 'list';
 
 function clientConfig(o: S3StoreOptions, maxAttempts: number): S3ClientConfig {
+  // pgdv pins SDK 3.1169 and supports Node 20 (COMPAT.md), so the SDK's "future
+  // releases will need Node 22" warning on every CLI run tells users nothing they can
+  // act on. Setting the variable to anything else shows it again.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const config: S3ClientConfig = {
     region: o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
     endpoint: o.endpoint,
