@@ -141,6 +141,18 @@ describe('chunking', () => {
     }
   });
 
+  it('gives the same chunks and hashes when chunks are hashed on the thread pool', async () => {
+    const data = randomBytes(2_000_000, 123);
+    const want = chunkBuffer(data, SMALL);
+    for (const hashWindow of [1, 4, 64]) {
+      const stream = chunkStream(Readable.from(pieces(data, hashWindow, 100_000)), { ...SMALL, hashInThreadPool: true, hashWindow });
+      const got: Chunk[] = [];
+      for await (const c of stream) got.push(c);
+      expect(got.map((c) => `${c.offset}+${c.length}:${c.hash}`)).toEqual(want.chunks.map((c) => `${c.offset}+${c.length}:${c.hash}`));
+      expect(stream.result()).toEqual(want.summary);
+    }
+  });
+
   it('gives the same chunks with default sizes for 1-byte pieces and one big piece', () => {
     const data = randomBytes(1 << 20, 99);
     const whole = chunkBuffer(data);

@@ -13,7 +13,7 @@
  * no longer share chunks (nothing breaks, dedup just stops working across the
  * change). They are pinned by golden tests.
  */
-import { createHash, hash as oneShotHash } from 'node:crypto';
+import { createHash, hash as oneShotHash, webcrypto } from 'node:crypto';
 
 export interface ChunkerOptions {
   /** No boundary is placed before this many bytes (except at end of file). */
@@ -22,6 +22,17 @@ export interface ChunkerOptions {
   avgSize?: number;
   /** A boundary is forced at this many bytes. */
   maxSize?: number;
+}
+
+export interface ChunkStreamOptions extends ChunkerOptions {
+  /**
+   * Hash chunks on libuv's thread pool (WebCrypto) while this thread looks for the
+   * next boundaries and hashes the whole file: uses a second core for one file.
+   * Off by default: it only pays when a core is idle (see bench/results/chunking.md).
+   */
+  hashInThreadPool?: boolean;
+  /** Chunks being hashed at once with hashInThreadPool (default 4). */
+  hashWindow?: number;
 }
 
 export interface ChunkerParams {
@@ -178,7 +189,11 @@ export class Chunker {
   private readonly fileHash = createHash('sha256');
   private summary: FileSummary | undefined;
 
-  constructor(options?: ChunkerOptions) {
+  /** @param hashChunks false leaves Chunk.hash empty for the caller to fill (ChunkStream's thread-pool hashing). */
+  constructor(
+    options?: ChunkerOptions,
+    private readonly hashChunks = true,
+  ) {
     this.params = resolveChunkerOptions(options);
     this.buf = Buffer.allocUnsafe(2 * this.params.maxSize);
   }
@@ -216,7 +231,7 @@ export class Chunker {
     const end = findCutPoint(this.buf, this.pos, this.fill, this.params);
     const data = Buffer.allocUnsafeSlow(end - this.pos);
     this.buf.copy(data, 0, this.pos, end);
-    const chunk: Chunk = { offset: this.offset, length: data.length, hash: oneShotHash('sha256', data, 'hex'), data };
+    const chunk: Chunk = { offset: this.offset, length: data.length, hash: this.hashChunks ? oneShotHash('sha256', data, 'hex') : '', data };
     this.offset += data.length;
     this.pos = end;
     this.chunkCount++;
@@ -241,32 +256,63 @@ export type ByteSource = AsyncIterable<Uint8Array | string> | Iterable<Uint8Arra
  *   for await (const c of chunks) { ... }
  *   const { size, sha256 } = chunks.result();
  */
-export function chunkStream(source: ByteSource, options?: ChunkerOptions): ChunkStream {
+export function chunkStream(source: ByteSource, options?: ChunkStreamOptions): ChunkStream {
   return new ChunkStream(source, options);
 }
 
 export class ChunkStream implements AsyncIterable<Chunk> {
   private readonly chunker: Chunker;
+  private readonly hashWindow: number;
   private started = false;
 
   constructor(
     private readonly source: ByteSource,
-    options?: ChunkerOptions,
+    options: ChunkStreamOptions = {},
   ) {
-    this.chunker = new Chunker(options);
+    const threaded = options.hashInThreadPool ?? false;
+    this.chunker = new Chunker(options, !threaded);
+    this.hashWindow = threaded ? Math.max(1, options.hashWindow ?? 4) : 0;
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Chunk, void, undefined> {
     if (this.started) throw new Error('ChunkStream can be iterated only once: call chunkStream() again');
     this.started = true;
+    if (this.hashWindow === 0) {
+      for await (const piece of this.pieces()) yield* this.chunker.push(piece);
+      yield* this.chunker.finish();
+      return;
+    }
+    // Chunks are handed out in order; up to hashWindow of them are being hashed.
+    const inflight: Promise<Chunk>[] = [];
+    const start = (c: Chunk): void => {
+      const p = webcrypto.subtle.digest('SHA-256', c.data).then((d) => {
+        c.hash = Buffer.from(d).toString('hex');
+        return c;
+      });
+      p.catch(() => undefined); // awaited in order below; avoid an unhandled-rejection report meanwhile
+      inflight.push(p);
+    };
+    for await (const piece of this.pieces()) {
+      for (const c of this.chunker.push(piece)) {
+        start(c);
+        if (inflight.length >= this.hashWindow) yield await inflight.shift()!;
+      }
+    }
+    for (const c of this.chunker.finish()) {
+      start(c);
+      if (inflight.length >= this.hashWindow) yield await inflight.shift()!;
+    }
+    while (inflight.length) yield await inflight.shift()!;
+  }
+
+  private async *pieces(): AsyncGenerator<Uint8Array> {
     for await (const piece of this.source) {
       // A Readable with an encoding set yields strings: that would corrupt binary data.
       if (typeof piece === 'string') {
         throw new TypeError('chunkStream got a string piece: read the file without an encoding (no setEncoding)');
       }
-      yield* this.chunker.push(piece);
+      yield piece;
     }
-    yield* this.chunker.finish();
   }
 
   /** Size and SHA-256 of the whole input, once iteration has finished. */
