@@ -183,6 +183,13 @@ describe('chunking', () => {
     }).rejects.toThrow(/without an encoding/);
   });
 
+  it('refuses a push after a push that was not drained', () => {
+    const c = new Chunker(SMALL);
+    const first = c.push(randomBytes(100_000, 1));
+    first.next(); // one chunk taken, the rest abandoned
+    expect(() => [...c.push(randomBytes(10, 2))]).toThrow(/previous push\(\) was not iterated to its end/);
+  });
+
   it('hands out chunk buffers the caller may keep', () => {
     const data = randomBytes(200_000, 5);
     const c = new Chunker(SMALL);

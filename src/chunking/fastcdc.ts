@@ -188,6 +188,7 @@ export class Chunker {
   private chunkCount = 0;
   private readonly fileHash = createHash('sha256');
   private summary: FileSummary | undefined;
+  private busy = false;
 
   /** @param hashChunks false leaves Chunk.hash empty for the caller to fill (ChunkStream's thread-pool hashing). */
   constructor(
@@ -198,9 +199,14 @@ export class Chunker {
     this.buf = Buffer.allocUnsafe(2 * this.params.maxSize);
   }
 
-  /** Feeds the next piece of the file; yields the chunks it completes. */
+  /**
+   * Feeds the next piece of the file; yields the chunks it completes. Lazy like any
+   * generator: the piece is only consumed as the result is iterated, so drain it
+   * before the next push (the piece may be reused by the caller afterwards).
+   */
   *push(data: Uint8Array): Generator<Chunk, void, undefined> {
     if (this.summary) throw new Error('Chunker.push called after finish: create a new Chunker per file');
+    this.enter();
     this.fileHash.update(data);
     const max = this.params.maxSize;
     let src = 0;
@@ -212,12 +218,21 @@ export class Chunker {
       src += n;
       while (this.fill - this.pos >= max) yield this.cut();
     }
+    this.busy = false;
+  }
+
+  private enter(): void {
+    // An abandoned push() leaves part of its piece unread: boundaries after it would be wrong.
+    if (this.busy) throw new Error('Chunker: the previous push() was not iterated to its end; drain each push() before the next one');
+    this.busy = true;
   }
 
   /** Ends the file: yields the remaining chunks; `result()` is available afterwards. */
   *finish(): Generator<Chunk, void, undefined> {
     if (this.summary) return;
+    this.enter();
     while (this.fill > this.pos) yield this.cut();
+    this.busy = false;
     this.summary = { size: this.offset, sha256: this.fileHash.digest('hex'), chunkCount: this.chunkCount };
   }
 
