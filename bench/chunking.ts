@@ -205,7 +205,8 @@ async function main(): Promise<void> {
       `(${((rawMs / ceilingMs) * 100).toFixed(0)}% of raw SHA-256) here; the measured path reaches ` +
       `${((ceilingMs / fullMs) * 100).toFixed(0)}% of that ceiling (the rest is overhead: copying chunks in and out, memory traffic). ` +
       `The 60%-of-raw-SHA-256 bar is therefore out of reach on one core by construction; ` +
-      `chunking separate files in 2 worker threads gives ${(one / two).toFixed(2)}× one worker.`,
+      `chunking separate files in 2 worker threads gives ${(one / two).toFixed(2)}× one worker ` +
+      `(the parallel rows need the second core free: check the load average above).`,
   );
   out();
 
