@@ -84,7 +84,7 @@ describe('diff', () => {
     for (const a of refs) {
       for (const b of refs) {
         const fast = await all(diff(pgdv, { dataset: 'rand', from: a, to: b, values: true }))
-        const full = await pgdv.db.query(`
+        const full = await pgdv.db.query<{ change: string; key: unknown }>(`
           WITH o AS (SELECT * FROM jsonb_to_recordset((SELECT coalesce(jsonb_agg(r), '[]') FROM dv.rows('rand', $1) r)) AS x(id int, v int, s text)),
                n AS (SELECT * FROM jsonb_to_recordset((SELECT coalesce(jsonb_agg(r), '[]') FROM dv.rows('rand', $2) r)) AS x(id int, v int, s text))
           SELECT 'removed' AS change, jsonb_build_object('id', o.id) AS key FROM o WHERE NOT EXISTS (SELECT 1 FROM n WHERE n.id = o.id)
