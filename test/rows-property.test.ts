@@ -205,7 +205,7 @@ async function runModel(dataset: string, keyed: boolean, ops: number, seed: numb
 
     // diff(a, b) applied to a gives b, for random pairs: one round trip.
     const ids = [...versions.keys()]
-    const pairs = Array.from({ length: 300 }, () => [pick(ids), pick(ids)])
+    const pairs = Array.from({ length: 200 }, () => [pick(ids), pick(ids)])
     const diffs = (await c.query(
       `SELECT p.a, p.b, coalesce((SELECT jsonb_agg(to_jsonb(d)) FROM dv.diff($1, p.a, p.b, true) d), '[]') AS d
        FROM jsonb_to_recordset($2::jsonb) AS p(a text, b text)`, [dataset, JSON.stringify(pairs.map(([a, b]) => ({ a, b })))])).rows
