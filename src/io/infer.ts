@@ -40,7 +40,7 @@ function kindOfText(s: string): Kind {
   if (FLOAT.test(t)) return 'double precision'
   if (BOOL.test(t)) return 'boolean'
   if (DATE.test(t) && !Number.isNaN(Date.parse(t))) return 'date'
-  if (TIMESTAMP.test(t) && !Number.isNaN(Date.parse(t.replace(' ', 'T')))) return 'timestamptz'
+  if (TIMESTAMP.test(t) && !Number.isNaN(Date.parse(t.slice(0, 10)))) return 'timestamptz'
   return 'text'
 }
 

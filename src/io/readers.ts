@@ -4,12 +4,12 @@
 
 import fs from 'node:fs'
 import path from 'node:path'
-import { Readable, Transform, type TransformCallback } from 'node:stream'
+import { pipeline as streamPipeline, Readable, Transform, type TransformCallback } from 'node:stream'
 import { parse as csvParse, type CsvError } from 'csv-parse'
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet'
 import { PgdvError } from '../lib/errors.js'
 import { LineSplitter } from './copytext.js'
-import { runPipeline, type Stage } from './pipe.js'
+import type { Stage } from './pipe.js'
 
 export type InputFormat = 'csv' | 'jsonl' | 'parquet'
 
@@ -111,7 +111,7 @@ function isCsvError(e: unknown): e is CsvError {
 
 // ---- CSV --------------------------------------------------------------------------
 
-function csvParser(file: string, o: CsvOptions, onBad: (b: BadRecord) => void, tolerant: boolean): Transform {
+function csvParser(o: CsvOptions, onBad: (b: BadRecord) => void, tolerant: boolean): Transform {
   const nullText = o.null ?? ''
   const parser = csvParse({
     delimiter: o.delimiter ?? ',',
@@ -135,71 +135,75 @@ function csvParser(file: string, o: CsvOptions, onBad: (b: BadRecord) => void, t
 }
 
 /** CSV records (arrays), the header consumed; columns come from the header or `columns`. */
-function csvRecords(file: string, o: CsvOptions, onColumns: (cols: string[]) => void) {
+function csvRecords(o: CsvOptions, onColumns: (cols: string[]) => void): Transform {
   const header = o.header ?? true
-  return async function* (source: AsyncIterable<{ record: (string | null)[]; info: { lines: number } }>) {
-    let first = true
-    for await (const { record, info } of source) {
-      if (first && header) {
-        first = false
-        onColumns(record.map((c, i) => (c === null || c === '' ? `c${i + 1}` : c)))
-        continue
-      }
+  let first = true
+  return new Transform({
+    objectMode: true,
+    transform({ record, info }: { record: (string | null)[]; info: { lines: number } }, _e, cb) {
       if (first) {
         first = false
-        onColumns(record.map((_c, i) => `c${i + 1}`))
+        onColumns(record.map((c, i) => (header && c !== null && c !== '' ? c : `c${i + 1}`)))
+        if (header) return cb()
       }
-      yield { line: info.lines, values: record } satisfies InputRecord
-    }
-  }
+      cb(null, { line: info.lines, values: record } satisfies InputRecord)
+    },
+  })
 }
 
 // ---- JSONL ------------------------------------------------------------------------
 
-function jsonlRecords(file: string, onBad: (b: BadRecord) => void, fixedColumns: string[] | undefined, onColumns: (cols: string[]) => void) {
-  return async function* (lines: AsyncIterable<string>) {
-    const cols: string[] = fixedColumns ? [...fixedColumns] : []
-    const index = new Map(cols.map((c, i) => [c, i]))
-    let n = 0
-    for await (const raw of lines) {
-      n++
-      const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-      if (text.trim() === '') continue
-      let obj: unknown
-      try {
-        obj = JSON.parse(text)
-      } catch (e) {
-        onBad({ line: n, reason: `invalid JSON (${(e as Error).message.replace(/ in JSON at position.*$/, '')})`, raw: text })
-        continue
-      }
-      if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-        onBad({ line: n, reason: 'not a JSON object', raw: text })
-        continue
-      }
-      const values: unknown[] = new Array(cols.length).fill(null)
-      let unknown: string | undefined
-      for (const [k, v] of Object.entries(obj)) {
-        let i = index.get(k)
-        if (i === undefined) {
-          if (fixedColumns) {
-            unknown = k
-            break
-          }
-          i = cols.length
-          cols.push(k)
-          index.set(k, i)
-          values.push(null)
-        }
-        values[i] = v
-      }
-      if (unknown !== undefined) {
-        onBad({ line: n, reason: `field "${unknown}" is not a column of this load (fields are taken from the first lines; declare it with --columns)`, raw: text })
-        continue
-      }
-      onColumns(cols)
-      yield { line: n, values } satisfies InputRecord
+// A Transform, not an async generator: an error thrown by onBad must reach pipeline()
+// as itself (a generator stage that throws surfaces as an AbortError on Node 20).
+function jsonlRecords(onBad: (b: BadRecord) => void, fixedColumns: string[] | undefined, onColumns: (cols: string[]) => void): Transform {
+  const cols: string[] = fixedColumns ? [...fixedColumns] : []
+  const index = new Map(cols.map((c, i) => [c, i]))
+  let n = 0
+  const one = (raw: string): InputRecord | undefined => {
+    n++
+    const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+    if (text.trim() === '') return undefined
+    let obj: unknown
+    try {
+      obj = JSON.parse(text)
+    } catch (e) {
+      onBad({ line: n, reason: `invalid JSON (${(e as Error).message.replace(/ in JSON at position.*$/, '')})`, raw: text })
+      return undefined
     }
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+      onBad({ line: n, reason: 'not a JSON object', raw: text })
+      return undefined
+    }
+    const values: unknown[] = new Array(cols.length).fill(null)
+    for (const [k, v] of Object.entries(obj)) {
+      let i = index.get(k)
+      if (i === undefined) {
+        if (fixedColumns) {
+          onBad({ line: n, reason: `field "${k}" is not a column of this load (fields are taken from the first lines; declare it with --columns)`, raw: text })
+          return undefined
+        }
+        i = cols.length
+        cols.push(k)
+        index.set(k, i)
+        values.push(null)
+      }
+      values[i] = v
+    }
+    onColumns(cols)
+    return { line: n, values }
   }
+  return new Transform({
+    objectMode: true,
+    transform(raw: string, _e, cb) {
+      let rec: InputRecord | undefined
+      try {
+        rec = one(raw)
+      } catch (e) {
+        return cb(e as Error)
+      }
+      cb(null, rec)
+    },
+  })
 }
 
 // ---- Parquet ------------------------------------------------------------------------
@@ -244,7 +248,7 @@ async function* parquetRecords(file: string, columns: string[], onBytes?: (n: nu
 // ---- entry points -----------------------------------------------------------------
 
 export interface RecordStream {
-  /** The stages from the file to InputRecords, for pipeline(). */
+  /** From the file to InputRecords, for pipeline(). */
   stages: Stage[]
   /** Input column names; known once the first record (CSV header, first JSON line) passed. */
   columns: () => string[]
@@ -260,29 +264,23 @@ export function recordStages(file: string, format: InputFormat, opts: ReadOption
     cols = c
   }
   const tolerant = opts.tolerant ?? false
+  let stages: Stage[]
   if (format === 'csv') {
     const o = opts.csv ?? {}
-    return {
-      stages: [fs.createReadStream(file), byteCounter(opts.onBytes), csvParser(file, o, opts.onBad, tolerant), csvRecords(file, o, columns ? () => {} : setCols)],
-      columns: () => cols,
-    }
+    stages = [fs.createReadStream(file), byteCounter(opts.onBytes), csvParser(o, opts.onBad, tolerant), csvRecords(o, columns ? () => {} : setCols)]
+  } else if (format === 'jsonl') {
+    stages = [fs.createReadStream(file), byteCounter(opts.onBytes), new LineSplitter(), jsonlRecords(opts.onBad, columns, setCols)]
+  } else {
+    if (!columns) throw new PgdvError('internal: Parquet columns must be read from the footer first', { kind: 'internal' })
+    stages = [Readable.from(parquetRecords(file, columns, opts.onBytes))]
   }
-  if (format === 'jsonl') {
-    return {
-      stages: [fs.createReadStream(file), byteCounter(opts.onBytes), new LineSplitter(), jsonlRecords(file, opts.onBad, columns, setCols)],
-      columns: () => cols,
-    }
-  }
-  if (!columns) throw new PgdvError('internal: Parquet columns must be read from the footer first', { kind: 'internal' })
-  return { stages: [Readable.from(parquetRecords(file, columns, opts.onBytes))], columns: () => cols }
+  return { stages, columns: () => cols }
 }
 
 export interface Sample {
   columns: string[]
   rows: Record<string, unknown>[]
 }
-
-class Enough extends Error {}
 
 /** The first `n` good records of a file (bad ones skipped or thrown by onBad), for inference. */
 export async function readSample(file: string, format: InputFormat, opts: ReadOptions, n = 1000): Promise<Sample> {
@@ -293,16 +291,17 @@ export async function readSample(file: string, format: InputFormat, opts: ReadOp
     return { columns: info.columns, rows }
   }
   const rs = recordStages(file, format, { ...opts, onBytes: undefined })
+  // The callback form returns the last stream; an error in any stage destroys it, so the
+  // loop below sees it. Breaking out early closes the chain (the premature close is ignored).
+  const last = (streamPipeline as unknown as (...a: unknown[]) => AsyncIterable<InputRecord>)(...rs.stages, () => {})
   const records: InputRecord[] = []
   try {
-    await runPipeline([...rs.stages, async (src: AsyncIterable<InputRecord>) => {
-      for await (const r of src) {
-        records.push(r)
-        if (records.length >= n) throw new Enough()
-      }
-    }])
+    for await (const r of last) {
+      records.push(r)
+      if (records.length >= n) break
+    }
   } catch (e) {
-    if (!(e instanceof Enough)) throw mapReadError(file, e)
+    throw mapReadError(file, e)
   }
   const columns = rs.columns()
   return { columns, rows: records.map((r) => Object.fromEntries(columns.map((c, i) => [c, r.values[i] ?? null]))) }
