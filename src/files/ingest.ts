@@ -125,11 +125,12 @@ export class IngestSession {
       'SELECT session_id, pack_id, session_state FROM dv.unregistered_packs()',
     );
     for (const r of rows) {
+      // Best effort: a pack that cannot be checked now stays recorded for the next run or GC.
       let head;
       try {
         head = await this.opts.store.head(packKey(r.pack_id));
-      } catch (e) {
-        throw e instanceof StoreError ? storeError(e, 'checking a pack left by an earlier ingest') : e;
+      } catch {
+        continue;
       }
       if (!head) {
         // Never reached the store (or is still uploading in a live session).
@@ -138,7 +139,12 @@ export class IngestSession {
         }
         continue;
       }
-      const entries = await readPackIndex(this.opts.store, r.pack_id);
+      let entries;
+      try {
+        entries = await readPackIndex(this.opts.store, r.pack_id);
+      } catch {
+        continue;
+      }
       const chunkBytes = entries.reduce((a, e) => a + e.length, 0);
       await this.register({ packId: r.pack_id, size: head.size, entries }, chunkBytes);
       await this.opts.db.query(`UPDATE dv_files.session_packs SET state = 'registered' WHERE session_id = $1::bigint AND pack_id = $2::text`, [r.session_id, r.pack_id]);
