@@ -56,6 +56,12 @@ export interface PackWriterOptions {
    * it, which gives backpressure.
    */
   onPack?: (pack: SealedPack) => void | Promise<void>;
+  /**
+   * Called once per sealed pack before its upload starts (awaited; a rejection fails
+   * the writer and nothing is uploaded). Ingest records the pack here, so a pack that
+   * reaches the store but is never registered (a crash in between) stays findable.
+   */
+  onSeal?: (pack: SealedPack) => void | Promise<void>;
 }
 
 interface OpenPack {
@@ -72,6 +78,7 @@ export class PackWriter {
   private readonly targetSize: number;
   private readonly maxUploads: number;
   private readonly onPack?: (pack: SealedPack) => void | Promise<void>;
+  private readonly onSeal?: (pack: SealedPack) => void | Promise<void>;
   private current: OpenPack | undefined;
   /** Per sealed pack: its upload then its onPack call; oldest first. */
   private pending: Promise<void>[] = [];
@@ -93,6 +100,7 @@ export class PackWriter {
     this.targetSize = options.targetSize ?? DEFAULT_PACK_TARGET_SIZE;
     this.maxUploads = options.maxUploads ?? 2;
     this.onPack = options.onPack;
+    this.onSeal = options.onSeal;
     if (!Number.isSafeInteger(this.targetSize) || this.targetSize <= 0) {
       throw new RangeError(`pack targetSize=${this.targetSize} is invalid: give a positive byte count (default ${DEFAULT_PACK_TARGET_SIZE})`);
     }
@@ -180,6 +188,15 @@ export class PackWriter {
       if (this.failure !== undefined) {
         await unlink(p.file).catch(() => undefined);
         throw this.failure;
+      }
+    }
+    if (this.onSeal) {
+      try {
+        await this.onSeal(pack);
+      } catch (e) {
+        await unlink(p.file).catch(() => undefined);
+        this.fail(e);
+        throw e;
       }
     }
     const upload = this.upload(p.file, pack);
