@@ -85,7 +85,6 @@ export interface RunDetails extends RunInfo {
   metric_history: MetricPoint[]
 }
 
-const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v))
 
 export async function createExperiment(
   pgdv: Pgdv,
@@ -299,4 +298,31 @@ export async function reproduceRun(pgdv: Pgdv, run: string | number, opts: Repro
   const manifest = { pgdv_run: id, reproduced_at: new Date().toISOString(), format, inputs: manifestInputs }
   await fs.writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`)
   return { run: id, out: opts.out, manifest: manifestPath, inputs: done }
+}
+
+/** Metrics, params and more inputs of a running run in one transaction: all or nothing. */
+export async function logRun(
+  pgdv: Pgdv,
+  run: string | number,
+  input: { metrics?: Record<string, unknown>; step?: number; params?: Record<string, unknown>; inputs?: string[] },
+): Promise<{ metrics: MetricPoint[]; run: RunInfo }> {
+  const id = String(run)
+  for (const [k, v] of Object.entries(input.metrics ?? {})) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw new PgdvError(`metric "${k}" of run ${id} is not a number: ${JSON.stringify(v) ?? String(v)}`, { hint: 'Metric values are finite numbers, e.g. 0.31' })
+    }
+  }
+  return pgdv.db.tx(async (c) => {
+    let metrics: MetricPoint[] = []
+    if (input.metrics && Object.keys(input.metrics).length) {
+      metrics = (await c.query<MetricPoint>('SELECT * FROM dv.run_log_metrics(p_run => $1::bigint, p_metrics => $2::jsonb, p_step => $3::bigint)', [id, JSON.stringify(input.metrics), input.step ?? null])).rows
+    }
+    if (input.params && Object.keys(input.params).length) {
+      await c.query('SELECT 1 FROM dv.run_log_params(p_run => $1::bigint, p_params => $2::jsonb)', [id, JSON.stringify(input.params)])
+    }
+    if (input.inputs?.length) await c.query('SELECT 1 FROM dv.run_add_inputs(p_run => $1::bigint, p_inputs => $2::text[])', [id, input.inputs])
+    const info = (await c.query<RunInfo>('SELECT * FROM dv.run_overview WHERE id = $1::bigint', [id])).rows[0]
+    if (!info) throw new PgdvError(`run ${id} does not exist`, { kind: 'not_found', hint: 'List runs with `pgdv run list`' })
+    return { metrics, run: info }
+  })
 }
