@@ -15,3 +15,19 @@ export {
   resolveRef, listRefs, createBranch, deleteBranch, createTag, deleteTag, log, refAt, reflog, resetBranch,
   type RefInfo, type LogEntry, type ReflogEntry,
 } from './api/refs.js'
+// lineage: experiments, runs, model registry, lineage graph, OpenLineage
+export {
+  createExperiment, listExperiments, startRun, addRunInputs, logParams, logMetrics, finishRun, runInputs, showRun, listRuns, compareRuns, reproduceRun,
+  type ExperimentInfo, type RunInfo, type RunStatus, type RunInput, type RunOutput, type RunDetails, type MetricPoint, type CompareRow,
+  type StartRunInput, type ReproduceOptions, type ReproduceResult,
+} from './api/runs.js'
+export {
+  registerModel, listModels, showModel, modelVersionId, promoteModel, rollbackModel, modelAliasHistory,
+  type ModelInfo, type ModelVersionInfo, type ModelDetails, type AliasMove, type RegisterModelInput, type PromoteInput,
+} from './api/models.js'
+export {
+  parseNodeSpec, resolveNode, upstream, downstream, impact, lineagePath, lineageGraph, drawLineage, addEdge, ingestEvents, ingestOpenLineageFile,
+  type NodeKind, type NodeRef, type NodeSpec, type WalkRow, type ImpactRow, type PathStep, type EdgeInfo, type IngestResult,
+} from './api/lineage.js'
+export { toMermaid, toDot, toSvg, renderGraph, type LineageGraph, type GraphFormat } from './lineage/render.js'
+export type { Checkouts, CheckoutTable, CheckoutFiles, CheckoutTableInput, CheckoutFilesInput } from './lineage/checkout.js'
