@@ -678,6 +678,7 @@ DECLARE
   v_heads jsonb;
   v_head_names text[];
   v_head_types text[];
+  v_old_names text[];
   v_names text[];
   v_types text[];
   v_st record;
@@ -745,6 +746,7 @@ BEGIN
   -- The new schema: the head's columns, then staging columns it lacks (schema evolution).
   SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
     INTO v_head_names, v_head_types FROM dv_internal.version_cols(v_head) c;
+  v_old_names := v_head_names;
   IF cardinality(v_head_names) = 0 AND v_kind = 'files' THEN
     SELECT array_agg(c.column_name ORDER BY c.ordinal), array_agg(c.data_type ORDER BY c.ordinal)
       INTO v_head_names, v_head_types FROM dv_internal.files_columns() c;
@@ -830,7 +832,7 @@ BEGIN
   -- c: one row per key whose entry changes, with its old hash and count.
   v_csel := '{}';
   FOR v_i IN 1..cardinality(v_names) LOOP
-    IF NOT v_keyless AND v_names[v_i] = ANY (v_keys) AND v_names[v_i] = ANY (v_head_names) THEN
+    IF NOT v_keyless AND v_names[v_i] = ANY (v_keys) AND v_names[v_i] = ANY (v_old_names) THEN
       v_csel := v_csel || format('coalesce(e.%1$I, o.%1$I) AS %1$I', v_names[v_i]);
     ELSIF NOT v_keyless AND v_names[v_i] = ANY (v_keys) THEN
       v_csel := v_csel || format('e.%I', v_names[v_i]);
