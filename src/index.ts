@@ -15,3 +15,11 @@ export {
   resolveRef, listRefs, createBranch, deleteBranch, createTag, deleteTag, log, refAt, reflog, resetBranch,
   type RefInfo, type LogEntry, type ReflogEntry,
 } from './api/refs.js'
+export {
+  commitFile, commitQuery, checkoutTable,
+  type CommitFileInput, type CommitQueryInput, type CommitOptions, type CommitResult, type CommitMode, type CheckoutTableInput, type CheckoutResult,
+} from './api/load.js'
+export {
+  diffSummary, diffRows, streamDiff, mergeRefs, showVersion,
+  type DiffSummary, type DiffCounts, type RowChange, type SchemaChange, type MergeResult, type MergeConflict, type VersionDetail,
+} from './api/history.js'

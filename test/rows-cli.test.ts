@@ -331,5 +331,11 @@ describe('history: diff, branches, tags, merge, reset', () => {
   it('a files dataset: commit refuses, checkout says what is missing or delegates', async () => {
     await run(['dataset', 'create', 'imgs', '--files'])
     expectOneLineError(await run(['commit', 'imgs', await file('x.csv', 'path\na\n')]), /files dataset.*pgdv add/)
+    // checkout delegates to checkoutFiles (src/api/files.ts) once the files part is merged.
+    const hasFiles = await fs.access(new URL('../src/api/files.ts', import.meta.url)).then(() => true, () => false)
+    const out = path.join(dir, 'imgs-out')
+    const r = await run(['checkout', 'imgs', 'main', '--out', out])
+    if (hasFiles) expect(r.exitCode, r.stderr).toBe(0)
+    else expectOneLineError(r, /"imgs" is a files dataset and this build cannot check out files yet/)
   })
 })

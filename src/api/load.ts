@@ -365,6 +365,8 @@ export interface CheckoutTableInput {
   /** Overwrite an existing file. */
   force?: boolean
   onProgress?: (p: ProgressUpdate) => void
+  /** Files datasets: let checkoutFiles draw its own progress bar (on a TTY). */
+  progress?: boolean
 }
 
 export interface CheckoutResult {
@@ -384,9 +386,13 @@ async function exists(p: string): Promise<boolean> {
   )
 }
 
-type CheckoutFilesFn = (pgdv: Pgdv, input: { dataset: string; ref: string; out: string; force?: boolean }) => Promise<unknown>
+type CheckoutFilesFn = (pgdv: Pgdv, input: { dataset: string; ref: string; out: string; force?: boolean; progress?: boolean }) => Promise<unknown>
 
-/** checkoutFiles from src/api/files.ts (the files part), loaded when present. */
+/**
+ * checkoutFiles from src/api/files.ts (owned by the files part), loaded at run time so
+ * this module builds whether or not that one is merged yet; without it, checking out a
+ * files dataset fails with a clear message instead of doing something half-right.
+ */
 async function loadCheckoutFiles(): Promise<CheckoutFilesFn | undefined> {
   const spec = './files.js'
   try {
@@ -410,7 +416,7 @@ export async function checkoutTable(pgdv: Pgdv, input: CheckoutTableInput): Prom
       })
     }
     const versionId = await resolveRef(pgdv, input.dataset, ref)
-    const r = (await checkoutFiles(pgdv, { dataset: input.dataset, ref, out: input.out, force: input.force })) as { files?: number; bytes?: number }
+    const r = (await checkoutFiles(pgdv, { dataset: input.dataset, ref, out: input.out, force: input.force, progress: input.progress })) as { files?: number; bytes?: number }
     return { dataset: input.dataset, ref, version_id: versionId, out: input.out, format: 'files', rows: r?.files ?? 0, bytes: r?.bytes ?? 0 }
   }
   const format = input.format ?? outputFormatOf(input.out)
