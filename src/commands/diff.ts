@@ -62,7 +62,10 @@ export default class Diff extends PgdvCommand<typeof Diff> {
       this.log([head, ...schemaLines].join('\n'))
       if (changes.length > 0) {
         const cols = this.flags.values ? ['change', 'key', 'old_values', 'new_values'] : ['change', 'key', 'old_hash', 'new_hash']
-        this.log(formatTable(changes as unknown as Record<string, unknown>[], cols))
+        // Hashes shortened like git's abbreviated ids; --json and --format keep them whole.
+        const short = (h: string | null) => (h ? h.slice(0, 12) : h)
+        const shown = this.flags.values ? changes : changes.map((c) => ({ ...c, old_hash: short(c.old_hash), new_hash: short(c.new_hash) }))
+        this.log(formatTable(shown as unknown as Record<string, unknown>[], cols))
       }
       const total = summary.added + summary.removed + summary.modified
       if (total > changes.length) this.log(`(${total - changes.length} more; raise --limit or use --format csv|json to stream them all)`)
