@@ -16,10 +16,16 @@ export {
   type RefInfo, type LogEntry, type ReflogEntry,
 } from './api/refs.js'
 export {
+  commitObjects, readRows, rowsSql, getRow, diff, diffSummary, diffSchema, merge, mergeBase, checkpoint, datasetColumns, copyValue,
+  type CommitMode, type CommitResult, type CommitObjectsInput, type ColumnInfo, type DiffRow, type DiffSummary, type SchemaChange,
+  type MergeRow, type CheckpointResult,
+} from './api/rows.js'
+export { canonicalText, rowEncoding, rowHash, keyHash, ContentHasher, type HashColumn } from './rows/index.js'
+export {
   commitFile, commitQuery, checkoutTable,
-  type CommitFileInput, type CommitQueryInput, type CommitOptions, type CommitResult, type CommitMode, type CheckoutTableInput, type CheckoutResult,
+  type CommitFileInput, type CommitQueryInput, type CommitOptions, type LoadResult, type CheckoutTableInput, type CheckoutResult,
 } from './api/load.js'
 export {
-  diffSummary, diffRows, streamDiff, mergeRefs, showVersion,
-  type DiffSummary, type DiffCounts, type RowChange, type SchemaChange, type MergeResult, type MergeConflict, type VersionDetail,
+  diffReport, diffRows, streamDiff, mergeRefs, showVersion,
+  type DiffReport, type DiffCounts, type RowChange, type MergeResult, type MergeConflict, type VersionDetail,
 } from './api/history.js'

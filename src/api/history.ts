@@ -1,25 +1,20 @@
-// Reading history: one version in detail, diffs between refs (rows, counts, schema) and
-// merges — thin calls of dv.diff, dv.diff_summary, dv.diff_schema, dv.merge, dv.log.
-// (rows-sql's src/api/rows.ts wraps the same functions for pipeline code; these are the
-// shapes the CLI prints.)
+// Reading history for the CLI: one version in detail, a diff report (counts, schema and
+// rows), merges with their conflicts — built on the wrappers in ./rows.ts (dv.diff,
+// dv.diff_summary, dv.diff_schema, dv.merge) in the shapes the commands print.
 
 import { Writable } from 'node:stream'
 import { to as copyTo } from 'pg-copy-streams'
 import { runPipeline } from '../io/pipe.js'
 import type { Pgdv } from './client.js'
 import type { LogEntry } from './refs.js'
+import { datasetColumns, diff, diffSchema, diffSummary as diffCounts, merge, type SchemaChange } from './rows.js'
+
+export type { SchemaChange }
 
 export interface DiffCounts {
   added: number
   removed: number
   modified: number
-}
-
-export interface SchemaChange {
-  change: 'added' | 'removed' | 'retyped'
-  column_name: string
-  old_type: string | null
-  new_type: string | null
 }
 
 export interface RowChange {
@@ -31,7 +26,7 @@ export interface RowChange {
   new_values?: Record<string, unknown> | null
 }
 
-export interface DiffSummary extends DiffCounts {
+export interface DiffReport extends DiffCounts {
   dataset: string
   from: string
   to: string
@@ -40,15 +35,14 @@ export interface DiffSummary extends DiffCounts {
   schema: SchemaChange[]
 }
 
-const ARGS = 'p_dataset => $1::text, p_from => $2::text, p_to => $3::text'
-
-export async function diffSummary(pgdv: Pgdv, dataset: string, from: string, to: string): Promise<DiffSummary> {
+/** Counts (as numbers) and schema changes between two refs, with the versions they resolve to. */
+export async function diffReport(pgdv: Pgdv, dataset: string, from: string, to: string): Promise<DiffReport> {
   const ids = await pgdv.db.one<{ a: string; b: string }>(
     'SELECT dv.resolve_ref(p_dataset => $1::text, p_ref => $2::text) AS a, dv.resolve_ref(p_dataset => $1::text, p_ref => $3::text) AS b',
     [dataset, from, to],
   )
-  const counts = await pgdv.db.one<{ added: string; removed: string; modified: string }>(`SELECT * FROM dv.diff_summary(${ARGS})`, [dataset, from, to])
-  const schema = await pgdv.db.query<SchemaChange>(`SELECT * FROM dv.diff_schema(${ARGS})`, [dataset, from, to])
+  const counts = await diffCounts(pgdv, { dataset, from, to })
+  const schema = await diffSchema(pgdv, { dataset, from, to })
   return {
     dataset,
     from,
@@ -62,21 +56,18 @@ export async function diffSummary(pgdv: Pgdv, dataset: string, from: string, to:
   }
 }
 
+/** The first `limit` changed rows (a cursor: only those are fetched). */
 export async function diffRows(pgdv: Pgdv, dataset: string, from: string, to: string, opts: { values?: boolean; limit?: number } = {}): Promise<RowChange[]> {
-  const rows = await pgdv.db.query<RowChange>(`SELECT * FROM dv.diff(${ARGS}, p_values => $4::boolean) LIMIT $5`, [
-    dataset,
-    from,
-    to,
-    opts.values ?? false,
-    opts.limit ?? null,
-  ])
-  if (!opts.values) {
-    for (const r of rows) {
-      delete r.old_values
-      delete r.new_values
-    }
+  const out: RowChange[] = []
+  const limit = opts.limit ?? Infinity
+  if (limit <= 0) return out
+  for await (const r of diff(pgdv, { dataset, from, to, values: opts.values })) {
+    const row: RowChange = { change: r.change, key: r.key, old_hash: r.old_hash, new_hash: r.new_hash }
+    if (opts.values) Object.assign(row, { old_values: r.old_values, new_values: r.new_values })
+    out.push(row)
+    if (out.length >= limit) break
   }
-  return rows
+  return out
 }
 
 /**
@@ -130,10 +121,7 @@ export interface MergeResult {
 
 export async function mergeRefs(pgdv: Pgdv, input: { dataset: string; from: string; into?: string; strategy?: 'ours' | 'theirs'; message?: string }): Promise<MergeResult> {
   const into = input.into ?? 'main'
-  const rows = await pgdv.db.query<{ status: MergeResult['status']; version_id: string | null; key: unknown; base: never; ours: never; theirs: never }>(
-    'SELECT * FROM dv.merge(p_dataset => $1::text, p_from => $2::text, p_into => $3::text, p_strategy => $4::text, p_message => $5::text)',
-    [input.dataset, input.from, into, input.strategy ?? null, input.message ?? null],
-  )
+  const rows = await merge(pgdv, { ...input, into })
   const conflicts = rows.filter((r) => r.status === 'conflict').map((r) => ({ key: r.key, base: r.base, ours: r.ours, theirs: r.theirs }))
   return {
     dataset: input.dataset,
@@ -163,8 +151,14 @@ export async function showVersion(pgdv: Pgdv, dataset: string, ref: string): Pro
   )
   let changes: DiffCounts | null = null
   if (entry.parent_ids.length > 0) {
-    const c = await pgdv.db.one<{ added: string; removed: string; modified: string }>(`SELECT * FROM dv.diff_summary(${ARGS})`, [dataset, String(entry.parent_ids[0]), entry.version_id])
-    changes = { added: Number(c.added), removed: Number(c.removed), modified: Number(c.modified) }
+    const parent = String(entry.parent_ids[0])
+    if ((await datasetColumns(pgdv, dataset, parent)).length === 0) {
+      // The parent is the empty root made by dataset create: every row is new.
+      changes = { added: Number(entry.row_count), removed: 0, modified: 0 }
+    } else {
+      const c = await diffCounts(pgdv, { dataset, from: parent, to: entry.version_id })
+      changes = { added: Number(c.added), removed: Number(c.removed), modified: Number(c.modified) }
+    }
   }
   return { dataset, ref, ...entry, metadata: meta.metadata, columns, changes }
 }

@@ -18,8 +18,8 @@ import { type OutputFormat, outputFormatOf, writeCsv, writeJsonl, writeParquet }
 import type { Pgdv } from './client.js'
 import { showDataset } from './datasets.js'
 import { resolveRef } from './refs.js'
+import type { CommitMode } from './rows.js'
 
-export type CommitMode = 'replace' | 'append' | 'upsert' | 'delete'
 
 export interface CommitOptions {
   dataset: string
@@ -50,7 +50,7 @@ export interface CommitQueryInput extends CommitOptions {
   table?: string
 }
 
-export interface CommitResult {
+export interface LoadResult {
   dataset: string
   version_id: string
   parent_id: string | null
@@ -203,7 +203,7 @@ export function mapCopyError(e: unknown, file: string, lineMap: LineMap, types: 
 }
 
 /** Loads a CSV, JSONL or Parquet file into a new version of a table dataset. */
-export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<CommitResult> {
+export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<LoadResult> {
   const file = input.file
   const format = input.format ?? formatOf(file)
   let size: number
@@ -297,7 +297,7 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Co
 }
 
 /** Commits the result of a query (or a table) in the same database, server-side: INSERT ... SELECT. */
-export async function commitQuery(pgdv: Pgdv, input: CommitQueryInput): Promise<CommitResult> {
+export async function commitQuery(pgdv: Pgdv, input: CommitQueryInput): Promise<LoadResult> {
   if (!input.query === !input.table) throw new PgdvError('give either a query or a table', { hint: 'Use --from-query SQL or --from-table NAME' })
   const ds = await datasetForLoad(pgdv, input.dataset)
   const declared = input.columns ? parseColumnDefs(input.columns) : []

@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core'
-import { diffRows, diffSummary, type DiffSummary, type RowChange, streamDiff } from '../api/history.js'
+import { type DiffReport, diffReport, diffRows, type RowChange, streamDiff } from '../api/history.js'
 import { formatTable, PgdvCommand } from '../lib/base.js'
 
-export interface DiffResult extends DiffSummary {
+export interface DiffResult extends DiffReport {
   changes?: RowChange[]
 }
 
@@ -48,9 +48,9 @@ export default class Diff extends PgdvCommand<typeof Diff> {
       await streamDiff(pgdv, args.dataset, args.from, args.to, { values: this.flags.values, format: out }, (chunk) => process.stdout.write(chunk), (cb) =>
         process.stdout.once('drain', cb),
       )
-      return diffSummary(pgdv, args.dataset, args.from, args.to)
+      return diffReport(pgdv, args.dataset, args.from, args.to)
     }
-    const summary = await diffSummary(pgdv, args.dataset, args.from, args.to)
+    const summary = await diffReport(pgdv, args.dataset, args.from, args.to)
     const schemaLines = summary.schema.map((s) => `  column ${s.column_name}: ${s.change}${s.change === 'added' ? ` (${s.new_type})` : s.change === 'removed' ? ` (was ${s.old_type})` : ` ${s.old_type} → ${s.new_type}`}`)
     const head = `${args.from} (version ${summary.from_version}) → ${args.to} (version ${summary.to_version}): +${summary.added} added, -${summary.removed} removed, ~${summary.modified} modified`
     if (out === 'summary' || (out === 'json' && this.flags.summary)) {
