@@ -2,7 +2,10 @@
  * Row-version benchmark (issue 3, "Performance"): each figure of the row engine next
  * to its peer from the same run, with the ratio and the bar.
  *
- *   node --import tsx bench/rows.ts [--rows 5000000] [--quick] [--steps 20] [--keep-csv]
+ *   node --import tsx bench/rows.ts [--rows 5000000] [--quick] [--steps 20] [--keep-csv] [--keep]
+ *
+ * --keep leaves the server, the datasets and the plain peer tables in place (and prints
+ * where) so the plans can be inspected with EXPLAIN afterwards.
  *
  * Starts its own embedded PostgreSQL in a temporary home (or uses PGDV_DATABASE_URL,
  * migrating it), writes a CSV of --rows rows (key bigint, three ints, a text) under
@@ -38,6 +41,7 @@ interface Args {
   steps: number
   smallRows: number
   keepCsv: boolean
+  keep: boolean
   reads: number
 }
 
@@ -51,7 +55,7 @@ function parseArgs(argv: string[]): Args {
   const steps = Number(val('--steps') ?? 20)
   if (!Number.isInteger(rows) || rows < 10_000) throw new Error(`--rows ${val('--rows')}: give a whole number of at least 10000`)
   if (!Number.isInteger(steps) || steps < 10) throw new Error(`--steps ${val('--steps')}: give a whole number of at least 10 (depth 20)`)
-  return { rows, quick, steps, smallRows: 50_000, keepCsv: argv.includes('--keep-csv'), reads: quick ? 3 : 2 }
+  return { rows, quick, steps, smallRows: 50_000, keepCsv: argv.includes('--keep-csv'), keep: argv.includes('--keep'), reads: quick ? 3 : 2 }
 }
 
 // ---------------------------------------------------------------------------
@@ -367,6 +371,18 @@ async function main(): Promise<void> {
     const plainCopyHeapBytes = await oneValue<string>(client, `SELECT pg_table_size('${peer}.plain_copy') AS v`).then(Number)
 
     // --- the base commit ----------------------------------------------------
+    // The engine alone: the raw CSV bytes straight into COPY (FORMAT csv), then dv.commit
+    // (which hashes in SQL). Separates dv.commit's cost from the Node loader's; dropped
+    // again before the storage figures start.
+    const sqlPath = `${big}_sql`
+    await createDataset(pgdv, { name: sqlPath, keyColumns: ['id'], description: 'bench/rows.ts (SQL path)' })
+    progress('dv: dv.stage + COPY of the raw CSV + dv.commit (the engine without the Node loader)')
+    const sqlCommitMs = (
+      await timed(() => stageAndCommit(client, sqlPath, { columns: COLUMNS, copyColumns: COLUMN_LIST, source: createReadStream(csv), csvHeader: true, mode: 'replace', message: 'base' }))
+    ).ms
+    await client.query('SELECT dv.dataset_drop(p_name => $1::text)', [sqlPath])
+    progress(`SQL path: ${sec(sqlCommitMs)}`)
+
     await createDataset(pgdv, { name: big, keyColumns: ['id'], description: 'bench/rows.ts' })
     const bytes0 = await pgdvBytes(client)
     progress('dv: commitFile (the CSV loader) of the same file')
@@ -590,7 +606,8 @@ async function main(): Promise<void> {
     out(`| psql/peer load into a plain table | ${sec(peerLoadMs)} (${(args.rows / (peerLoadMs / 1000) / 1e6).toFixed(2)}M rows/s) |`)
     out(`| … adding its primary key afterwards | ${sec(peerPkMs)} |`)
     out(`| COPY from Node into a plain table, no hashing | ${sec(nodeCopyMs)} (${x(base.ms / nodeCopyMs)} of it for the pgdv commit) |`)
-    out(`| pgdv base commit | ${sec(base.ms)} (${(args.rows / (base.ms / 1000) / 1e6).toFixed(2)}M rows/s) |`)
+    out(`| pgdv base commit (commitFile) | ${sec(base.ms)} (${(args.rows / (base.ms / 1000) / 1e6).toFixed(2)}M rows/s) |`)
+    out(`| the engine alone: dv.stage + COPY of the raw CSV (FORMAT csv) + dv.commit, hashing in SQL | ${sec(sqlCommitMs)} (${x(sqlCommitMs / peerLoadMs)} the peer; the Node loader adds ${sec(Math.max(0, base.ms - sqlCommitMs))}) |`)
     out(`| upsert commit of ${(nUpd + nIns).toLocaleString('en')} rows, median (min–max) | ${sec(upsertMed)} (${sec(Math.min(...upsertMs))}–${sec(Math.max(...upsertMs))}) |`)
     out(`| delete commit of ${nDel.toLocaleString('en')} keys, median (min–max) | ${sec(deleteMed)} (${sec(Math.min(...deleteMs))}–${sec(Math.max(...deleteMs))}) |`)
     out(`| dv.diff_summary, head vs 20 back | ${sec(summaryMs)} (${sumRow.added}/${sumRow.removed}/${sumRow.modified} added/removed/modified; ${summaryMatches ? 'equal to' : '**differs from**'} the anti-join's counts) |`)
@@ -628,12 +645,16 @@ async function main(): Promise<void> {
     writeFileSync(file, `${lines.join('\n')}\n`)
     console.log(`\nwritten to ${path.relative(process.cwd(), file)}`)
   } finally {
-    await client.query(`DROP SCHEMA IF EXISTS ${peer} CASCADE`).catch(() => {})
-    if (savedDepth !== undefined) await client.query("UPDATE dv.settings SET value = $1 WHERE name = 'checkpoint_depth'", [savedDepth]).catch(() => {})
-    for (const d of [big, small]) await client.query('SELECT dv.dataset_drop(p_name => $1::text)', [d]).catch(() => {})
+    if (args.keep) {
+      console.error(`--keep: datasets ${big} and ${small}, peer tables in schema ${peer}; ${home ? `embedded home ${home} (stop it with PGDV_HOME=${home} pgdv db stop)` : 'on PGDV_DATABASE_URL'}`)
+    } else {
+      await client.query(`DROP SCHEMA IF EXISTS ${peer} CASCADE`).catch(() => {})
+      if (savedDepth !== undefined) await client.query("UPDATE dv.settings SET value = $1 WHERE name = 'checkpoint_depth'", [savedDepth]).catch(() => {})
+      for (const d of [big, small]) await client.query('SELECT dv.dataset_drop(p_name => $1::text)', [d]).catch(() => {})
+    }
     client.release()
     await pgdv.close()
-    if (home) {
+    if (home && !args.keep) {
       await stopEmbedded(home).catch(() => {})
       await fs.rm(home, { recursive: true, force: true })
     }
