@@ -2,7 +2,10 @@
  * Row-version benchmark (issue 3, "Performance"): each figure of the row engine next
  * to its peer from the same run, with the ratio and the bar.
  *
- *   node --import tsx bench/rows.ts [--rows 5000000] [--quick] [--steps 20] [--keep-csv]
+ *   node --import tsx bench/rows.ts [--rows 5000000] [--quick] [--steps 20] [--keep-csv] [--keep]
+ *
+ * --keep leaves the server, the datasets and the plain peer tables in place (and prints
+ * where) so the plans can be inspected with EXPLAIN afterwards.
  *
  * Starts its own embedded PostgreSQL in a temporary home (or uses PGDV_DATABASE_URL,
  * migrating it), writes a CSV of --rows rows (key bigint, three ints, a text) under
@@ -25,6 +28,7 @@ import type pg from 'pg'
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
 import { Pgdv } from '../src/api/client.js'
 import { createDataset } from '../src/api/datasets.js'
+import { commitFile } from '../src/api/load.js'
 import { stopEmbedded } from '../src/db/embedded.js'
 
 // ---------------------------------------------------------------------------
@@ -37,6 +41,7 @@ interface Args {
   steps: number
   smallRows: number
   keepCsv: boolean
+  keep: boolean
   reads: number
 }
 
@@ -50,7 +55,7 @@ function parseArgs(argv: string[]): Args {
   const steps = Number(val('--steps') ?? 20)
   if (!Number.isInteger(rows) || rows < 10_000) throw new Error(`--rows ${val('--rows')}: give a whole number of at least 10000`)
   if (!Number.isInteger(steps) || steps < 10) throw new Error(`--steps ${val('--steps')}: give a whole number of at least 10 (depth 20)`)
-  return { rows, quick, steps, smallRows: 50_000, keepCsv: argv.includes('--keep-csv'), reads: quick ? 3 : 2 }
+  return { rows, quick, steps, smallRows: 50_000, keepCsv: argv.includes('--keep-csv'), keep: argv.includes('--keep'), reads: quick ? 3 : 2 }
 }
 
 // ---------------------------------------------------------------------------
@@ -190,16 +195,6 @@ async function stageAndCommit(
   }
 }
 
-/** rows-io's CSV loader, when it is on this branch (src/api/load.ts); loaded at run time so the bench compiles before it lands. */
-type CommitFile = (pgdv: Pgdv, opts: Record<string, unknown>) => Promise<Record<string, unknown>>
-async function findCommitFile(): Promise<CommitFile | undefined> {
-  const here = path.dirname(fileURLToPath(import.meta.url))
-  if (!existsSync(path.join(here, '..', 'src', 'api', 'load.ts'))) return undefined
-  const spec = '../src/api/load.js'
-  const mod = (await import(spec)) as { commitFile?: CommitFile }
-  return mod.commitFile
-}
-
 /** Bytes of every table (with indexes and TOAST) in pgdv's schemas: storage is measured as its growth. */
 async function pgdvBytes(client: pg.PoolClient): Promise<number> {
   const { rows } = await client.query<{ bytes: string }>(
@@ -315,9 +310,13 @@ async function main(): Promise<void> {
     console.log(s)
   }
 
+  let savedDepth: string | undefined
   try {
     await client.query(`CREATE SCHEMA ${peer}`)
-    const commitFile = await findCommitFile()
+    // Automatic checkpoints would cut the chain the depth figures need: off for this run
+    // (restored at the end); dv.checkpoint is measured on demand instead.
+    savedDepth = await oneValue<string>(client, "SELECT value AS v FROM dv.settings WHERE name = 'checkpoint_depth'")
+    await client.query("UPDATE dv.settings SET value = '100000' WHERE name = 'checkpoint_depth'")
     const settings = await client.query<{ name: string; setting: string; unit: string | null }>(
       "SELECT name, setting, unit FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'maintenance_work_mem', 'max_parallel_workers_per_gather') ORDER BY name",
     )
@@ -372,22 +371,23 @@ async function main(): Promise<void> {
     const plainCopyHeapBytes = await oneValue<string>(client, `SELECT pg_table_size('${peer}.plain_copy') AS v`).then(Number)
 
     // --- the base commit ----------------------------------------------------
+    // The engine alone: the raw CSV bytes straight into COPY (FORMAT csv), then dv.commit
+    // (which hashes in SQL). Separates dv.commit's cost from the Node loader's; dropped
+    // again before the storage figures start.
+    const sqlPath = `${big}_sql`
+    await createDataset(pgdv, { name: sqlPath, keyColumns: ['id'], description: 'bench/rows.ts (SQL path)' })
+    progress('dv: dv.stage + COPY of the raw CSV + dv.commit (the engine without the Node loader)')
+    const sqlCommitMs = (
+      await timed(() => stageAndCommit(client, sqlPath, { columns: COLUMNS, copyColumns: COLUMN_LIST, source: createReadStream(csv), csvHeader: true, mode: 'replace', message: 'base' }))
+    ).ms
+    await client.query('SELECT dv.dataset_drop(p_name => $1::text)', [sqlPath])
+    progress(`SQL path: ${sec(sqlCommitMs)}`)
+
     await createDataset(pgdv, { name: big, keyColumns: ['id'], description: 'bench/rows.ts' })
     const bytes0 = await pgdvBytes(client)
-    let baseHow: string
-    let base: { ms: number; value: CommitResult }
-    if (commitFile) {
-      progress('dv: commitFile (rows-io CSV loader) of the same file')
-      baseHow = "rows-io's `commitFile` (src/api/load.ts): CSV parse in Node, COPY into dv.stage's table, dv.commit"
-      base = await timed(async () => {
-        const r = await commitFile(pgdv, { dataset: big, file: csv, format: 'csv', mode: 'replace', columns: COLUMNS, message: 'base' })
-        return ((r as { version?: CommitResult }).version ?? r) as unknown as CommitResult
-      })
-    } else {
-      progress('dv: COPY from Node into dv.stage + dv.commit (rows-io loader not on this branch)')
-      baseHow = "COPY from Node (pg-copy-streams) of the file into dv.stage's table, then dv.commit, which hashes in SQL (rows-io's loader was not on this branch)"
-      base = await timed(() => stageAndCommit(client, big, { columns: COLUMNS, copyColumns: COLUMN_LIST, source: createReadStream(csv), csvHeader: true, mode: 'replace', message: 'base' }))
-    }
+    progress('dv: commitFile (the CSV loader) of the same file')
+    const baseHow = "`commitFile` (src/api/load.ts, what `pgdv commit` runs): CSV parsed in Node, COPY into dv.stage's table, dv.commit hashing in SQL"
+    const base = await timed(() => commitFile(pgdv, { dataset: big, file: csv, format: 'csv', mode: 'replace', columns: COLUMNS, message: 'base' }))
     const bytesBase = (await pgdvBytes(client)) - bytes0
     progress(`base commit: ${sec(base.ms)} (version ${base.value.version_id}, ${base.value.row_count} rows)`)
 
@@ -435,7 +435,7 @@ async function main(): Promise<void> {
     // --- reads vs chain depth ----------------------------------------------
     const rowsSql = (ref: string): Promise<string> => oneValue<string>(client, 'SELECT dv.rows_sql(p_dataset => $1::text, p_ref => $2::text) AS v', [big, ref])
     const readDepths = [1, 5, 10, 20, 40].filter((d) => d <= depthHead)
-    const reads: { depth: number; ms: number; rows: number; bytes: number }[] = []
+    const reads: { depth: number; ms: number; rows: number; bytes: number; tables: number }[] = []
     for (const d of readDepths) {
       const v = versions[d]
       const sql = await rowsSql(v.id)
@@ -443,7 +443,8 @@ async function main(): Promise<void> {
       if (n !== v.rows) countsOk.push(`read at depth ${d}: ${n} rows, expected ${v.rows}`)
       let bytes = 0
       const ms = await bestOf(args.reads, async () => (bytes = await copyOut(client, sql)))
-      reads.push({ depth: d, ms, rows: n, bytes })
+      const tables = Number(await oneValue<string>(client, 'SELECT count(*) AS v FROM dv_internal.chain($1::bigint)', [v.id]))
+      reads.push({ depth: d, ms, rows: n, bytes, tables })
       progress(`read at depth ${d}: ${sec(ms)}`)
     }
 
@@ -605,7 +606,8 @@ async function main(): Promise<void> {
     out(`| psql/peer load into a plain table | ${sec(peerLoadMs)} (${(args.rows / (peerLoadMs / 1000) / 1e6).toFixed(2)}M rows/s) |`)
     out(`| … adding its primary key afterwards | ${sec(peerPkMs)} |`)
     out(`| COPY from Node into a plain table, no hashing | ${sec(nodeCopyMs)} (${x(base.ms / nodeCopyMs)} of it for the pgdv commit) |`)
-    out(`| pgdv base commit | ${sec(base.ms)} (${(args.rows / (base.ms / 1000) / 1e6).toFixed(2)}M rows/s) |`)
+    out(`| pgdv base commit (commitFile) | ${sec(base.ms)} (${(args.rows / (base.ms / 1000) / 1e6).toFixed(2)}M rows/s) |`)
+    out(`| the engine alone: dv.stage + COPY of the raw CSV (FORMAT csv) + dv.commit, hashing in SQL | ${sec(sqlCommitMs)} (${x(sqlCommitMs / peerLoadMs)} the peer; the Node loader adds ${sec(Math.max(0, base.ms - sqlCommitMs))}) |`)
     out(`| upsert commit of ${(nUpd + nIns).toLocaleString('en')} rows, median (min–max) | ${sec(upsertMed)} (${sec(Math.min(...upsertMs))}–${sec(Math.max(...upsertMs))}) |`)
     out(`| delete commit of ${nDel.toLocaleString('en')} keys, median (min–max) | ${sec(deleteMed)} (${sec(Math.min(...deleteMs))}–${sec(Math.max(...deleteMs))}) |`)
     out(`| dv.diff_summary, head vs 20 back | ${sec(summaryMs)} (${sumRow.added}/${sumRow.removed}/${sumRow.modified} added/removed/modified; ${summaryMatches ? 'equal to' : '**differs from**'} the anti-join's counts) |`)
@@ -627,11 +629,11 @@ async function main(): Promise<void> {
 
     out('## Read time vs chain depth')
     out()
-    out('| chain depth | rows | read (COPY TO STDOUT) | vs plain table | |')
-    out('|---:|---:|---:|---:|---|')
+    out('| chain depth (commits on the base) | tables read | rows | read (COPY TO STDOUT) | vs plain table | |')
+    out('|---:|---:|---:|---:|---:|---|')
     const plainFor = (d: number): number => (d >= 40 ? plainRead40 : plainRead20)
-    for (const rd of reads) out(`| ${rd.depth} | ${rd.rows.toLocaleString('en')} | ${sec(rd.ms)} | ${x(rd.ms / plainFor(rd.depth))} | ${rd.ms / plainFor(rd.depth) <= 1.5 ? '' : 'over 1.5×'} |`)
-    out(`| ${depthHead} after dv.checkpoint | ${afterRows.toLocaleString('en')} | ${sec(afterCkptMs)} | ${x(afterCkptMs / plainRead40)} | |`)
+    for (const rd of reads) out(`| ${rd.depth} | ${rd.tables} | ${rd.rows.toLocaleString('en')} | ${sec(rd.ms)} | ${x(rd.ms / plainFor(rd.depth))} | ${rd.ms / plainFor(rd.depth) <= 1.5 ? '' : 'over 1.5×'} |`)
+    out(`| ${depthHead} after dv.checkpoint | 1 | ${afterRows.toLocaleString('en')} | ${sec(afterCkptMs)} | ${x(afterCkptMs / plainRead40)} | |`)
     out()
     out(`Plain-table peers: the depth-20 snapshot (${sec(plainRead20)}) for depths below 40, the head snapshot (${sec(plainRead40)}) for 40; row counts differ by < ${((Math.abs(head.rows - anc.rows) / anc.rows) * 100).toFixed(1)}%.`)
     out()
@@ -643,11 +645,16 @@ async function main(): Promise<void> {
     writeFileSync(file, `${lines.join('\n')}\n`)
     console.log(`\nwritten to ${path.relative(process.cwd(), file)}`)
   } finally {
-    await client.query(`DROP SCHEMA IF EXISTS ${peer} CASCADE`).catch(() => {})
-    for (const d of [big, small]) await client.query('SELECT dv.dataset_drop(p_name => $1::text)', [d]).catch(() => {})
+    if (args.keep) {
+      console.error(`--keep: datasets ${big} and ${small}, peer tables in schema ${peer}; ${home ? `embedded home ${home} (stop it with PGDV_HOME=${home} pgdv db stop)` : 'on PGDV_DATABASE_URL'}`)
+    } else {
+      await client.query(`DROP SCHEMA IF EXISTS ${peer} CASCADE`).catch(() => {})
+      if (savedDepth !== undefined) await client.query("UPDATE dv.settings SET value = $1 WHERE name = 'checkpoint_depth'", [savedDepth]).catch(() => {})
+      for (const d of [big, small]) await client.query('SELECT dv.dataset_drop(p_name => $1::text)', [d]).catch(() => {})
+    }
     client.release()
     await pgdv.close()
-    if (home) {
+    if (home && !args.keep) {
       await stopEmbedded(home).catch(() => {})
       await fs.rm(home, { recursive: true, force: true })
     }
