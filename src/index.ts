@@ -15,3 +15,9 @@ export {
   resolveRef, listRefs, createBranch, deleteBranch, createTag, deleteTag, log, refAt, reflog, resetBranch,
   type RefInfo, type LogEntry, type ReflogEntry,
 } from './api/refs.js'
+export {
+  commitObjects, readRows, rowsSql, getRow, diff, diffSummary, diffSchema, merge, mergeBase, checkpoint, datasetColumns, copyValue,
+  type CommitMode, type CommitResult, type CommitObjectsInput, type ColumnInfo, type DiffRow, type DiffSummary, type SchemaChange,
+  type MergeRow, type CheckpointResult,
+} from './api/rows.js'
+export { canonicalText, rowEncoding, rowHash, keyHash, ContentHasher, type HashColumn } from './rows/index.js'
