@@ -243,15 +243,24 @@ COMMENT ON FUNCTION dv_internal.lineage_kind(text, boolean) IS 'Normalises a nod
 
 CREATE FUNCTION dv_internal.lineage_node_name(p_kind text, p_ref bigint)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-  SELECT CASE p_kind
-    WHEN 'dataset_version' THEN (SELECT d.name || '@v' || v.id FROM dv.versions v JOIN dv.datasets d ON d.id = v.dataset_id WHERE v.id = p_ref)
-    WHEN 'run' THEN (SELECT coalesce(r.name, 'run') || ' #' || r.id FROM dv.runs r WHERE r.id = p_ref)
-    WHEN 'model_version' THEN (SELECT m.name || ' v' || mv.version FROM dv.model_versions mv JOIN dv.models m ON m.id = mv.model_id WHERE mv.id = p_ref)
-    WHEN 'job' THEN (SELECT j.namespace || ' ' || j.name FROM dv.jobs j WHERE j.id = p_ref)
-    WHEN 'external_dataset' THEN (SELECT x.namespace || ' ' || x.name FROM dv.external_datasets x WHERE x.id = p_ref)
-  END
+-- PL/pgSQL rather than SQL: its plans are cached for the session, where a SQL function
+-- with sub-selects (not inlinable) is planned again on every call. Names every object
+-- with its schema, so it needs no pinned search_path.
+DECLARE
+  v text;
+BEGIN
+  CASE p_kind
+    WHEN 'dataset_version' THEN SELECT d.name || '@v' || v2.id INTO v FROM dv.versions v2 JOIN dv.datasets d ON d.id = v2.dataset_id WHERE v2.id = p_ref;
+    WHEN 'run' THEN SELECT coalesce(r.name, 'run') || ' #' || r.id INTO v FROM dv.runs r WHERE r.id = p_ref;
+    WHEN 'model_version' THEN SELECT m.name || ' v' || mv.version INTO v FROM dv.model_versions mv JOIN dv.models m ON m.id = mv.model_id WHERE mv.id = p_ref;
+    WHEN 'job' THEN SELECT j.namespace || ' ' || j.name INTO v FROM dv.jobs j WHERE j.id = p_ref;
+    WHEN 'external_dataset' THEN SELECT x.namespace || ' ' || x.name INTO v FROM dv.external_datasets x WHERE x.id = p_ref;
+    ELSE v := NULL;
+  END CASE;
+  RETURN v;
+END
 $$;
 COMMENT ON FUNCTION dv_internal.lineage_node_name(text, bigint) IS 'Display name of a node (flights@v3, train #17, resnet v2, ...); NULL when the object does not exist.';
 
@@ -351,6 +360,8 @@ DECLARE
   v_front_paths text[];
   v_ids bigint[]; v_kinds text[]; v_refs bigint[]; v_names text[]; v_rels text[]; v_paths text[];
   v_depth integer := 0;
+  a_ids bigint[] := '{}'; a_kinds text[] := '{}'; a_refs bigint[] := '{}'; a_names text[] := '{}';
+  a_rels text[] := '{}'; a_paths text[] := '{}'; a_depths integer[] := '{}';
 BEGIN
   IF p_max_depth IS NULL OR p_max_depth < 0 OR p_max_depth > 1000 THEN
     RAISE EXCEPTION 'depth % is out of range', p_max_depth
@@ -386,13 +397,16 @@ BEGIN
       ) x;
     END IF;
     EXIT WHEN v_ids IS NULL;
-    RETURN QUERY SELECT u.id, u.kind, u.ref_id, u.name, v_depth, u.rel, u.path
-                 FROM unnest(v_ids, v_kinds, v_refs, v_names, v_rels, v_paths) u(id, kind, ref_id, name, rel, path);
+    -- Collected here and returned once at the end: one statement per level, not two.
+    a_ids := a_ids || v_ids; a_kinds := a_kinds || v_kinds; a_refs := a_refs || v_refs; a_names := a_names || v_names;
+    a_rels := a_rels || v_rels; a_paths := a_paths || v_paths; a_depths := a_depths || array_fill(v_depth, ARRAY[cardinality(v_ids)]);
     EXIT WHEN p_target IS NOT NULL AND p_target = ANY (v_ids);
     v_seen := v_seen || v_ids;
     v_front := v_ids;
     v_front_paths := v_paths;
   END LOOP;
+  RETURN QUERY SELECT u.id, u.kind, u.ref_id, u.name, u.depth, u.rel, u.path
+               FROM unnest(a_ids, a_kinds, a_refs, a_names, a_depths, a_rels, a_paths) u(id, kind, ref_id, name, depth, rel, path);
 END
 $$;
 COMMENT ON FUNCTION dv_internal.lineage_walk(bigint[], boolean, integer, bigint) IS 'Breadth-first lineage walk from node ids, up or down, visiting each node once (cycle-safe, depth-limited).';
