@@ -1616,14 +1616,27 @@ BEGIN
   SELECT DISTINCT ev.job_namespace, ev.job_name FROM dv.openlineage_events ev WHERE ev.id = ANY (v_new)
   ON CONFLICT (namespace, name) DO NOTHING;
 
-  -- New runs start as running at their earliest event; the status is settled below.
-  INSERT INTO dv.runs (job_id, name, external_id, started_at, started_by)
-  SELECT DISTINCT ON (ev.run_external_id) j.id, ev.job_name, ev.run_external_id, min(ev.event_time) OVER (PARTITION BY ev.run_external_id), session_user
-  FROM dv.openlineage_events ev JOIN dv.jobs j ON j.namespace = ev.job_namespace AND j.name = ev.job_name
-  WHERE ev.id = ANY (v_new)
-  ORDER BY ev.run_external_id, ev.event_time
-  ON CONFLICT (external_id) DO NOTHING;
-
+  -- Per run of the new events: earliest time, and the latest terminal event if any.
+  -- New runs are inserted with that state; only runs that existed before this batch
+  -- are updated (a terminal event wins over START/RUNNING; the later terminal wins).
+  WITH s AS (
+    SELECT ev.run_external_id,
+           (array_agg(ev.job_namespace ORDER BY ev.event_time, ev.id))[1] AS job_namespace,
+           (array_agg(ev.job_name ORDER BY ev.event_time, ev.id))[1] AS job_name,
+           min(ev.event_time) AS first_time,
+           (array_agg(ev.event_type ORDER BY ev.event_time DESC, ev.id DESC) FILTER (WHERE ev.event_type IN ('COMPLETE', 'FAIL', 'ABORT')))[1] AS term_type,
+           max(ev.event_time) FILTER (WHERE ev.event_type IN ('COMPLETE', 'FAIL', 'ABORT')) AS term_time
+    FROM dv.openlineage_events ev WHERE ev.id = ANY (v_new)
+    GROUP BY ev.run_external_id
+  ), ins AS (
+    INSERT INTO dv.runs (job_id, name, external_id, started_at, started_by, status, finished_at, finished_by, status_event_time)
+    SELECT j.id, s.job_name, s.run_external_id, s.first_time, session_user,
+           CASE s.term_type WHEN 'COMPLETE' THEN 'succeeded' WHEN 'FAIL' THEN 'failed' WHEN 'ABORT' THEN 'killed' ELSE 'running' END,
+           s.term_time, CASE WHEN s.term_type IS NOT NULL THEN session_user END, s.term_time
+    FROM s JOIN dv.jobs j ON j.namespace = s.job_namespace AND j.name = s.job_name
+    ON CONFLICT (external_id) DO NOTHING
+    RETURNING external_id
+  )
   UPDATE dv.runs r
   SET started_at = least(r.started_at, s.first_time),
       status = CASE WHEN s.term_type IS NOT NULL AND (r.status = 'running' OR r.status_event_time IS NULL OR s.term_time >= r.status_event_time)
@@ -1634,15 +1647,9 @@ BEGIN
       status_event_time = CASE WHEN s.term_type IS NOT NULL AND (r.status = 'running' OR r.status_event_time IS NULL OR s.term_time >= r.status_event_time)
                                THEN s.term_time ELSE r.status_event_time END,
       finished_by = CASE WHEN s.term_type IS NOT NULL AND r.finished_by IS NULL THEN session_user ELSE r.finished_by END
-  FROM (
-    SELECT ev.run_external_id,
-           min(ev.event_time) AS first_time,
-           (array_agg(ev.event_type ORDER BY ev.event_time DESC, ev.id DESC) FILTER (WHERE ev.event_type IN ('COMPLETE', 'FAIL', 'ABORT')))[1] AS term_type,
-           max(ev.event_time) FILTER (WHERE ev.event_type IN ('COMPLETE', 'FAIL', 'ABORT')) AS term_time
-    FROM dv.openlineage_events ev WHERE ev.id = ANY (v_new)
-    GROUP BY ev.run_external_id
-  ) s
-  WHERE r.external_id = s.run_external_id;
+  FROM s
+  WHERE r.external_id = s.run_external_id
+    AND NOT EXISTS (SELECT 1 FROM ins WHERE ins.external_id = s.run_external_id);
 
   -- Datasets of the new events: pgdv versions or external datasets.
   WITH io AS (
