@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Pgdv } from '../src/api/client.js'
+import { checkoutFiles } from '../src/api/files.js'
 import { cli } from './helpers/cli.js'
 import { freshDatabase, type TestDatabase } from './helpers/db.js'
 
@@ -81,8 +83,12 @@ describe('S3 store through the CLI', () => {
     expect(add.exitCode, add.stderr).toBe(0)
     expect(add.json).toMatchObject({ created: true, files: 3 })
     const out = path.join(dir, 'co')
-    const co = await cli(['checkout', 'imgs', 'main', '--out', out, '--json'], conn())
-    expect(co.exitCode, co.stderr).toBe(0)
+    const pgdv = await Pgdv.open({ home: t.home, databaseUrl: t.url })
+    try {
+      await expect(checkoutFiles(pgdv, { dataset: 'imgs', ref: 'main', out })).resolves.toMatchObject({ files: 3 })
+    } finally {
+      await pgdv.close()
+    }
     for (const [k, v] of Object.entries(files)) expect(sha(await fs.readFile(path.join(out, k)))).toBe(sha(v))
     const st = await cli<{ logical_bytes: number; stored_bytes: number }>(['stats', 'imgs', '--json'], conn())
     expect(st.json!.logical_bytes).toBe(3_040_005)

@@ -182,8 +182,8 @@ COMMENT ON TABLE dv.lineage_nodes IS 'Nodes of the lineage graph: kind, the id i
 COMMENT ON COLUMN dv.lineage_nodes.ref_id IS 'dv.versions.id, dv.runs.id, dv.model_versions.id, dv.jobs.id or dv.external_datasets.id, by kind.';
 
 CREATE TABLE dv.lineage_edges (
-  src         bigint NOT NULL REFERENCES dv.lineage_nodes (id) ON DELETE CASCADE,
-  dst         bigint NOT NULL REFERENCES dv.lineage_nodes (id) ON DELETE CASCADE,
+  src         bigint NOT NULL,
+  dst         bigint NOT NULL,
   relation    text NOT NULL,
   origin      text NOT NULL DEFAULT 'auto' CHECK (origin IN ('auto', 'manual', 'openlineage')),
   created_by  text NOT NULL DEFAULT session_user,
@@ -192,6 +192,9 @@ CREATE TABLE dv.lineage_edges (
   CHECK (src <> dst)
 );
 -- (src, ...) is the primary key; walks upstream need (dst) with src alongside.
+-- src and dst are dv.lineage_nodes ids. No foreign keys: their per-row checks (and row
+-- locks) were most of the cost of adding edges in bulk; dv_internal.lineage_link, the
+-- only writer, creates both nodes first, and nodes are never deleted by the API.
 CREATE INDEX lineage_edges_dst_idx ON dv.lineage_edges (dst, src);
 COMMENT ON TABLE dv.lineage_edges IS 'Edges of the lineage graph, pointing downstream (src caused dst): derived_from, used_by, produced, ran, or a relation given by hand.';
 
@@ -217,7 +220,6 @@ COMMENT ON TABLE dv.openlineage_events IS 'Raw OpenLineage RunEvents as received
 CREATE FUNCTION dv_internal.lineage_kind(p_kind text, p_allow_model boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 -- Accepts the CLI spellings (model-version, dataset, external) and returns the stored kind.
 DECLARE
@@ -241,16 +243,24 @@ COMMENT ON FUNCTION dv_internal.lineage_kind(text, boolean) IS 'Normalises a nod
 
 CREATE FUNCTION dv_internal.lineage_node_name(p_kind text, p_ref bigint)
 RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $$
-  SELECT CASE p_kind
-    WHEN 'dataset_version' THEN (SELECT d.name || '@v' || v.id FROM dv.versions v JOIN dv.datasets d ON d.id = v.dataset_id WHERE v.id = p_ref)
-    WHEN 'run' THEN (SELECT coalesce(r.name, 'run') || ' #' || r.id FROM dv.runs r WHERE r.id = p_ref)
-    WHEN 'model_version' THEN (SELECT m.name || ' v' || mv.version FROM dv.model_versions mv JOIN dv.models m ON m.id = mv.model_id WHERE mv.id = p_ref)
-    WHEN 'job' THEN (SELECT j.namespace || ' ' || j.name FROM dv.jobs j WHERE j.id = p_ref)
-    WHEN 'external_dataset' THEN (SELECT x.namespace || ' ' || x.name FROM dv.external_datasets x WHERE x.id = p_ref)
-  END
+-- PL/pgSQL rather than SQL: its plans are cached for the session, where a SQL function
+-- with sub-selects (not inlinable) is planned again on every call. Names every object
+-- with its schema, so it needs no pinned search_path.
+DECLARE
+  v text;
+BEGIN
+  CASE p_kind
+    WHEN 'dataset_version' THEN SELECT d.name || '@v' || v2.id INTO v FROM dv.versions v2 JOIN dv.datasets d ON d.id = v2.dataset_id WHERE v2.id = p_ref;
+    WHEN 'run' THEN SELECT coalesce(r.name, 'run') || ' #' || r.id INTO v FROM dv.runs r WHERE r.id = p_ref;
+    WHEN 'model_version' THEN SELECT m.name || ' v' || mv.version INTO v FROM dv.model_versions mv JOIN dv.models m ON m.id = mv.model_id WHERE mv.id = p_ref;
+    WHEN 'job' THEN SELECT j.namespace || ' ' || j.name INTO v FROM dv.jobs j WHERE j.id = p_ref;
+    WHEN 'external_dataset' THEN SELECT x.namespace || ' ' || x.name INTO v FROM dv.external_datasets x WHERE x.id = p_ref;
+    ELSE v := NULL;
+  END CASE;
+  RETURN v;
+END
 $$;
 COMMENT ON FUNCTION dv_internal.lineage_node_name(text, bigint) IS 'Display name of a node (flights@v3, train #17, resnet v2, ...); NULL when the object does not exist.';
 
@@ -264,11 +274,26 @@ AS $$
 DECLARE
   v_n bigint;
 BEGIN
+  -- Names set-based (joins), not one dv_internal.lineage_node_name call per node.
   INSERT INTO dv.lineage_nodes (kind, ref_id, name)
-  SELECT x.kind, x.ref_id, coalesce(dv_internal.lineage_node_name(x.kind, x.ref_id), x.kind || ' ' || x.ref_id)
+  SELECT x.kind, x.ref_id,
+         coalesce(CASE x.kind
+                    WHEN 'dataset_version' THEN ds.name || '@v' || x.ref_id
+                    WHEN 'run' THEN coalesce(r.name, 'run') || ' #' || x.ref_id
+                    WHEN 'model_version' THEN m.name || ' v' || mv.version
+                    WHEN 'job' THEN j.namespace || ' ' || j.name
+                    WHEN 'external_dataset' THEN xd.namespace || ' ' || xd.name
+                  END, x.kind || ' ' || x.ref_id)
   FROM (SELECT p_src_kind AS kind, s AS ref_id FROM unnest(p_src) s WHERE s IS NOT NULL
         UNION
         SELECT p_dst_kind, d FROM unnest(p_dst) d WHERE d IS NOT NULL) x
+  LEFT JOIN dv.versions v ON x.kind = 'dataset_version' AND v.id = x.ref_id
+  LEFT JOIN dv.datasets ds ON ds.id = v.dataset_id
+  LEFT JOIN dv.runs r ON x.kind = 'run' AND r.id = x.ref_id
+  LEFT JOIN dv.model_versions mv ON x.kind = 'model_version' AND mv.id = x.ref_id
+  LEFT JOIN dv.models m ON m.id = mv.model_id
+  LEFT JOIN dv.jobs j ON x.kind = 'job' AND j.id = x.ref_id
+  LEFT JOIN dv.external_datasets xd ON x.kind = 'external_dataset' AND xd.id = x.ref_id
   WHERE NOT EXISTS (SELECT 1 FROM dv.lineage_nodes n WHERE n.kind = x.kind AND n.ref_id = x.ref_id)
   ON CONFLICT (kind, ref_id) DO NOTHING;
 
@@ -335,6 +360,8 @@ DECLARE
   v_front_paths text[];
   v_ids bigint[]; v_kinds text[]; v_refs bigint[]; v_names text[]; v_rels text[]; v_paths text[];
   v_depth integer := 0;
+  a_ids bigint[] := '{}'; a_kinds text[] := '{}'; a_refs bigint[] := '{}'; a_names text[] := '{}';
+  a_rels text[] := '{}'; a_paths text[] := '{}'; a_depths integer[] := '{}';
 BEGIN
   IF p_max_depth IS NULL OR p_max_depth < 0 OR p_max_depth > 1000 THEN
     RAISE EXCEPTION 'depth % is out of range', p_max_depth
@@ -370,13 +397,16 @@ BEGIN
       ) x;
     END IF;
     EXIT WHEN v_ids IS NULL;
-    RETURN QUERY SELECT u.id, u.kind, u.ref_id, u.name, v_depth, u.rel, u.path
-                 FROM unnest(v_ids, v_kinds, v_refs, v_names, v_rels, v_paths) u(id, kind, ref_id, name, rel, path);
+    -- Collected here and returned once at the end: one statement per level, not two.
+    a_ids := a_ids || v_ids; a_kinds := a_kinds || v_kinds; a_refs := a_refs || v_refs; a_names := a_names || v_names;
+    a_rels := a_rels || v_rels; a_paths := a_paths || v_paths; a_depths := a_depths || array_fill(v_depth, ARRAY[cardinality(v_ids)]);
     EXIT WHEN p_target IS NOT NULL AND p_target = ANY (v_ids);
     v_seen := v_seen || v_ids;
     v_front := v_ids;
     v_front_paths := v_paths;
   END LOOP;
+  RETURN QUERY SELECT u.id, u.kind, u.ref_id, u.name, u.depth, u.rel, u.path
+               FROM unnest(a_ids, a_kinds, a_refs, a_names, a_depths, a_rels, a_paths) u(id, kind, ref_id, name, depth, rel, path);
 END
 $$;
 COMMENT ON FUNCTION dv_internal.lineage_walk(bigint[], boolean, integer, bigint) IS 'Breadth-first lineage walk from node ids, up or down, visiting each node once (cycle-safe, depth-limited).';
@@ -1421,7 +1451,6 @@ Example: SELECT dv.lineage_graph(''model_version'', 42, 3);';
 CREATE FUNCTION dv_internal.try_timestamptz(p_text text)
 RETURNS timestamptz
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   IF p_text IS NULL OR p_text !~ '^\d{4}-\d{2}-\d{2}' THEN
@@ -1434,71 +1463,36 @@ END
 $$;
 COMMENT ON FUNCTION dv_internal.try_timestamptz(text) IS 'An ISO 8601 text as timestamptz, or NULL when it is not one.';
 
-CREATE FUNCTION dv_internal.openlineage_problem(p_event jsonb)
-RETURNS text
+CREATE FUNCTION dv_internal.try_resolve_ref(p_dataset text, p_ref text)
+RETURNS bigint
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
--- NULL for a usable RunEvent, else 'field "X" ...' naming the first bad field.
+-- dv.resolve_ref without the error: NULL when the ref does not resolve. Branches, tags
+-- and version ids are looked up directly (no subtransaction); only REF~N goes through
+-- resolve_ref.
 DECLARE
-  v_side text;
-  v_item jsonb;
-  v_i int;
-  v_ds text;
-  v_ref text;
+  v_id bigint;
 BEGIN
-  IF jsonb_typeof(p_event) IS DISTINCT FROM 'object' THEN
-    RETURN format('is not a JSON object (got %s)', coalesce(jsonb_typeof(p_event), 'nothing'));
+  SELECT r.version_id INTO v_id FROM dv.refs r JOIN dv.datasets d ON d.id = r.dataset_id WHERE d.name = p_dataset AND r.name = p_ref;
+  IF v_id IS NOT NULL THEN
+    RETURN v_id;
   END IF;
-  IF p_event ? 'eventType' AND (jsonb_typeof(p_event -> 'eventType') <> 'string'
-       OR p_event ->> 'eventType' NOT IN ('START', 'RUNNING', 'COMPLETE', 'FAIL', 'ABORT', 'OTHER')) THEN
-    RETURN format('field "eventType" is %s; expected START, RUNNING, COMPLETE, FAIL, ABORT or OTHER', p_event -> 'eventType');
+  IF p_ref ~ '^v?[0-9]{1,18}$' THEN
+    SELECT v.id INTO v_id FROM dv.versions v JOIN dv.datasets d ON d.id = v.dataset_id
+    WHERE v.id = ltrim(p_ref, 'v')::bigint AND d.name = p_dataset AND v.status = 'committed';
+    RETURN v_id;
   END IF;
-  IF jsonb_typeof(p_event -> 'eventTime') IS DISTINCT FROM 'string' THEN
-    RETURN 'field "eventTime" is missing or not a string';
+  IF position('~' IN p_ref) = 0 THEN
+    RETURN NULL;
   END IF;
-  IF dv_internal.try_timestamptz(p_event ->> 'eventTime') IS NULL THEN
-    RETURN format('field "eventTime" is not an ISO 8601 time: %s', p_event -> 'eventTime');
-  END IF;
-  IF jsonb_typeof(p_event #> '{run,runId}') IS DISTINCT FROM 'string' OR p_event #>> '{run,runId}' = '' THEN
-    RETURN 'field "run.runId" is missing or not a string';
-  END IF;
-  IF jsonb_typeof(p_event #> '{job,namespace}') IS DISTINCT FROM 'string' OR p_event #>> '{job,namespace}' = '' THEN
-    RETURN 'field "job.namespace" is missing or not a string';
-  END IF;
-  IF jsonb_typeof(p_event #> '{job,name}') IS DISTINCT FROM 'string' OR p_event #>> '{job,name}' = '' THEN
-    RETURN 'field "job.name" is missing or not a string';
-  END IF;
-  FOREACH v_side IN ARRAY ARRAY['inputs', 'outputs'] LOOP
-    IF p_event ? v_side AND jsonb_typeof(p_event -> v_side) NOT IN ('array', 'null') THEN
-      RETURN format('field "%s" is not an array', v_side);
-    END IF;
-    v_i := 0;
-    FOR v_item IN SELECT x FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_event -> v_side) = 'array' THEN p_event -> v_side ELSE '[]'::jsonb END) x LOOP
-      IF jsonb_typeof(v_item -> 'namespace') IS DISTINCT FROM 'string' OR v_item ->> 'namespace' = '' THEN
-        RETURN format('field "%s[%s].namespace" is missing or not a string', v_side, v_i);
-      END IF;
-      IF jsonb_typeof(v_item -> 'name') IS DISTINCT FROM 'string' OR v_item ->> 'name' = '' THEN
-        RETURN format('field "%s[%s].name" is missing or not a string', v_side, v_i);
-      END IF;
-      IF v_item ->> 'namespace' = 'pgdv' THEN
-        v_ds := split_part(v_item ->> 'name', '@', 1);
-        IF EXISTS (SELECT 1 FROM dv.datasets d WHERE d.name = v_ds) THEN
-          v_ref := coalesce(nullif(substr(v_item ->> 'name', length(v_ds) + 2), ''), v_item #>> '{facets,version,datasetVersion}', 'main');
-          BEGIN
-            PERFORM dv.resolve_ref(v_ds, v_ref);
-          EXCEPTION WHEN OTHERS THEN
-            RETURN format('field "%s[%s]" names pgdv dataset %s at "%s": %s', v_side, v_i, v_ds, v_ref, SQLERRM);
-          END;
-        END IF;
-      END IF;
-      v_i := v_i + 1;
-    END LOOP;
-  END LOOP;
-  RETURN NULL;
+  BEGIN
+    RETURN dv.resolve_ref(p_dataset, p_ref);
+  EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+  END;
 END
 $$;
-COMMENT ON FUNCTION dv_internal.openlineage_problem(jsonb) IS 'What is wrong with an OpenLineage RunEvent (the first bad field), or NULL when it can be ingested.';
+COMMENT ON FUNCTION dv_internal.try_resolve_ref(text, text) IS 'The version a ref names, like dv.resolve_ref, or NULL instead of an error.';
 
 CREATE FUNCTION dv.openlineage_ingest_batch(p_events jsonb)
 RETURNS TABLE (received integer, ingested integer, duplicates integer)
@@ -1513,19 +1507,92 @@ DECLARE
   v_n int;
   v_bad record;
   v_new bigint[];
+  v_pg_ds text[];
+  v_pg_ref text[];
+  v_pg_vid bigint[];
 BEGIN
   IF jsonb_typeof(p_events) IS DISTINCT FROM 'array' THEN
     RAISE EXCEPTION 'OpenLineage events must be a JSON array, got %', coalesce(jsonb_typeof(p_events), 'NULL')
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass a jsonb array of RunEvents, or one event to dv.openlineage_ingest';
   END IF;
   v_n := jsonb_array_length(p_events);
-  SELECT a.ord, dv_internal.openlineage_problem(a.e) AS problem INTO v_bad
-  FROM jsonb_array_elements(p_events) WITH ORDINALITY a(e, ord)
-  WHERE dv_internal.openlineage_problem(a.e) IS NOT NULL
-  ORDER BY a.ord LIMIT 1;
+
+  -- Validation, set-based: the first bad field of the first bad event.
+  WITH ev AS (
+    SELECT a.ord, a.e FROM jsonb_array_elements(p_events) WITH ORDINALITY a(e, ord)
+  ), top AS (
+    SELECT ev.ord, 0 AS part, 0::bigint AS idx, CASE
+      WHEN jsonb_typeof(ev.e) <> 'object' THEN format('is not a JSON object (got %s)', jsonb_typeof(ev.e))
+      WHEN ev.e ? 'eventType' AND (jsonb_typeof(ev.e -> 'eventType') <> 'string'
+           OR ev.e ->> 'eventType' NOT IN ('START', 'RUNNING', 'COMPLETE', 'FAIL', 'ABORT', 'OTHER'))
+        THEN format('field "eventType" is %s; expected START, RUNNING, COMPLETE, FAIL, ABORT or OTHER', ev.e -> 'eventType')
+      WHEN jsonb_typeof(ev.e -> 'eventTime') IS DISTINCT FROM 'string' THEN 'field "eventTime" is missing or not a string'
+      WHEN dv_internal.try_timestamptz(ev.e ->> 'eventTime') IS NULL THEN format('field "eventTime" is not an ISO 8601 time: %s', ev.e -> 'eventTime')
+      WHEN jsonb_typeof(ev.e #> '{run,runId}') IS DISTINCT FROM 'string' OR ev.e #>> '{run,runId}' = '' THEN 'field "run.runId" is missing or not a string'
+      WHEN jsonb_typeof(ev.e #> '{job,namespace}') IS DISTINCT FROM 'string' OR ev.e #>> '{job,namespace}' = '' THEN 'field "job.namespace" is missing or not a string'
+      WHEN jsonb_typeof(ev.e #> '{job,name}') IS DISTINCT FROM 'string' OR ev.e #>> '{job,name}' = '' THEN 'field "job.name" is missing or not a string'
+      WHEN ev.e ? 'inputs' AND jsonb_typeof(ev.e -> 'inputs') NOT IN ('array', 'null') THEN 'field "inputs" is not an array'
+      WHEN ev.e ? 'outputs' AND jsonb_typeof(ev.e -> 'outputs') NOT IN ('array', 'null') THEN 'field "outputs" is not an array'
+    END AS problem
+    FROM ev
+  ), items AS (
+    SELECT ev.ord, s.part, s.side, i.idx - 1 AS idx, i.x
+    FROM ev
+    CROSS JOIN LATERAL (VALUES (1, 'inputs'), (2, 'outputs')) s(part, side)
+    CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(ev.e -> s.side) = 'array' THEN ev.e -> s.side ELSE '[]'::jsonb END) WITH ORDINALITY i(x, idx)
+    WHERE jsonb_typeof(ev.e) = 'object'
+  ), item_problems AS (
+    SELECT it.ord, it.part, it.idx, CASE
+      WHEN jsonb_typeof(it.x) <> 'object' THEN format('field "%s[%s]" is not an object', it.side, it.idx)
+      WHEN jsonb_typeof(it.x -> 'namespace') IS DISTINCT FROM 'string' OR it.x ->> 'namespace' = '' THEN format('field "%s[%s].namespace" is missing or not a string', it.side, it.idx)
+      WHEN jsonb_typeof(it.x -> 'name') IS DISTINCT FROM 'string' OR it.x ->> 'name' = '' THEN format('field "%s[%s].name" is missing or not a string', it.side, it.idx)
+    END AS problem
+    FROM items it
+  )
+  SELECT p.ord, p.problem INTO v_bad
+  FROM (SELECT * FROM top UNION ALL SELECT * FROM item_problems) p
+  WHERE p.problem IS NOT NULL
+  ORDER BY p.ord, p.part, p.idx LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'OpenLineage event #%: %', v_bad.ord, v_bad.problem
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Fix the event; see https://openlineage.io/spec for RunEvent fields. Nothing was ingested';
+  END IF;
+
+  -- pgdv datasets: each distinct (dataset, ref) of the batch resolved once.
+  WITH items AS (
+    SELECT a.ord, s.part, s.side, i.idx - 1 AS idx, i.x ->> 'name' AS nm, i.x #>> '{facets,version,datasetVersion}' AS ver
+    FROM jsonb_array_elements(p_events) WITH ORDINALITY a(e, ord)
+    CROSS JOIN LATERAL (VALUES (1, 'inputs'), (2, 'outputs')) s(part, side)
+    CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(a.e -> s.side) = 'array' THEN a.e -> s.side ELSE '[]'::jsonb END) WITH ORDINALITY i(x, idx)
+    WHERE i.x ->> 'namespace' = 'pgdv'
+  ), pg AS (
+    SELECT it.ord, it.part, it.side, it.idx, ds.name AS dataset, coalesce(nullif(substr(it.nm, length(ds.name) + 2), ''), it.ver, 'main') AS ref
+    FROM items it JOIN dv.datasets ds ON ds.name = split_part(it.nm, '@', 1)
+  ), pairs AS (
+    SELECT d.dataset, d.ref, dv_internal.try_resolve_ref(d.dataset, d.ref) AS vid
+    FROM (SELECT DISTINCT pg.dataset, pg.ref FROM pg) d
+  )
+  SELECT array_agg(pairs.dataset), array_agg(pairs.ref), array_agg(pairs.vid) INTO v_pg_ds, v_pg_ref, v_pg_vid FROM pairs;
+  IF v_pg_vid IS NOT NULL AND array_position(v_pg_vid, NULL) IS NOT NULL THEN
+    WITH items AS (
+      SELECT a.ord, s.part, s.side, i.idx - 1 AS idx, i.x ->> 'name' AS nm, i.x #>> '{facets,version,datasetVersion}' AS ver
+      FROM jsonb_array_elements(p_events) WITH ORDINALITY a(e, ord)
+      CROSS JOIN LATERAL (VALUES (1, 'inputs'), (2, 'outputs')) s(part, side)
+      CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(a.e -> s.side) = 'array' THEN a.e -> s.side ELSE '[]'::jsonb END) WITH ORDINALITY i(x, idx)
+      WHERE i.x ->> 'namespace' = 'pgdv'
+    )
+    SELECT it.ord, format('field "%s[%s]" names pgdv dataset %s at "%s", which does not resolve', it.side, it.idx, u.dataset, u.ref) AS problem, u.dataset, u.ref INTO v_bad
+    FROM items it
+    JOIN unnest(v_pg_ds, v_pg_ref, v_pg_vid) u(dataset, ref, vid)
+      ON u.vid IS NULL AND u.dataset = split_part(it.nm, '@', 1) AND u.ref = coalesce(nullif(substr(it.nm, length(u.dataset) + 2), ''), it.ver, 'main')
+    ORDER BY it.ord, it.part, it.idx LIMIT 1;
+    BEGIN
+      PERFORM dv.resolve_ref(v_bad.dataset, v_bad.ref);
+    EXCEPTION WHEN OTHERS THEN
+      v_bad.problem := format('%s (%s)', v_bad.problem, SQLERRM);
+    END;
+    RAISE EXCEPTION 'OpenLineage event #%: %', v_bad.ord, v_bad.problem
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Name an existing branch, tag or version id of that dataset; nothing was ingested';
   END IF;
 
   WITH ins AS (
@@ -1549,14 +1616,27 @@ BEGIN
   SELECT DISTINCT ev.job_namespace, ev.job_name FROM dv.openlineage_events ev WHERE ev.id = ANY (v_new)
   ON CONFLICT (namespace, name) DO NOTHING;
 
-  -- New runs start as running at their earliest event; the status is settled below.
-  INSERT INTO dv.runs (job_id, name, external_id, started_at, started_by)
-  SELECT DISTINCT ON (ev.run_external_id) j.id, ev.job_name, ev.run_external_id, min(ev.event_time) OVER (PARTITION BY ev.run_external_id), session_user
-  FROM dv.openlineage_events ev JOIN dv.jobs j ON j.namespace = ev.job_namespace AND j.name = ev.job_name
-  WHERE ev.id = ANY (v_new)
-  ORDER BY ev.run_external_id, ev.event_time
-  ON CONFLICT (external_id) DO NOTHING;
-
+  -- Per run of the new events: earliest time, and the latest terminal event if any.
+  -- New runs are inserted with that state; only runs that existed before this batch
+  -- are updated (a terminal event wins over START/RUNNING; the later terminal wins).
+  WITH s AS (
+    SELECT ev.run_external_id,
+           (array_agg(ev.job_namespace ORDER BY ev.event_time, ev.id))[1] AS job_namespace,
+           (array_agg(ev.job_name ORDER BY ev.event_time, ev.id))[1] AS job_name,
+           min(ev.event_time) AS first_time,
+           (array_agg(ev.event_type ORDER BY ev.event_time DESC, ev.id DESC) FILTER (WHERE ev.event_type IN ('COMPLETE', 'FAIL', 'ABORT')))[1] AS term_type,
+           max(ev.event_time) FILTER (WHERE ev.event_type IN ('COMPLETE', 'FAIL', 'ABORT')) AS term_time
+    FROM dv.openlineage_events ev WHERE ev.id = ANY (v_new)
+    GROUP BY ev.run_external_id
+  ), ins AS (
+    INSERT INTO dv.runs (job_id, name, external_id, started_at, started_by, status, finished_at, finished_by, status_event_time)
+    SELECT j.id, s.job_name, s.run_external_id, s.first_time, session_user,
+           CASE s.term_type WHEN 'COMPLETE' THEN 'succeeded' WHEN 'FAIL' THEN 'failed' WHEN 'ABORT' THEN 'killed' ELSE 'running' END,
+           s.term_time, CASE WHEN s.term_type IS NOT NULL THEN session_user END, s.term_time
+    FROM s JOIN dv.jobs j ON j.namespace = s.job_namespace AND j.name = s.job_name
+    ON CONFLICT (external_id) DO NOTHING
+    RETURNING external_id
+  )
   UPDATE dv.runs r
   SET started_at = least(r.started_at, s.first_time),
       status = CASE WHEN s.term_type IS NOT NULL AND (r.status = 'running' OR r.status_event_time IS NULL OR s.term_time >= r.status_event_time)
@@ -1567,15 +1647,9 @@ BEGIN
       status_event_time = CASE WHEN s.term_type IS NOT NULL AND (r.status = 'running' OR r.status_event_time IS NULL OR s.term_time >= r.status_event_time)
                                THEN s.term_time ELSE r.status_event_time END,
       finished_by = CASE WHEN s.term_type IS NOT NULL AND r.finished_by IS NULL THEN session_user ELSE r.finished_by END
-  FROM (
-    SELECT ev.run_external_id,
-           min(ev.event_time) AS first_time,
-           (array_agg(ev.event_type ORDER BY ev.event_time DESC, ev.id DESC) FILTER (WHERE ev.event_type IN ('COMPLETE', 'FAIL', 'ABORT')))[1] AS term_type,
-           max(ev.event_time) FILTER (WHERE ev.event_type IN ('COMPLETE', 'FAIL', 'ABORT')) AS term_time
-    FROM dv.openlineage_events ev WHERE ev.id = ANY (v_new)
-    GROUP BY ev.run_external_id
-  ) s
-  WHERE r.external_id = s.run_external_id;
+  FROM s
+  WHERE r.external_id = s.run_external_id
+    AND NOT EXISTS (SELECT 1 FROM ins WHERE ins.external_id = s.run_external_id);
 
   -- Datasets of the new events: pgdv versions or external datasets.
   WITH io AS (
@@ -1594,8 +1668,11 @@ BEGIN
     FROM io JOIN dv.datasets ds ON io.ns = 'pgdv' AND ds.name = split_part(io.nm, '@', 1)
   ), pinned AS (
     INSERT INTO dv.run_datasets (run_id, direction, version_id, dataset_id, dataset_name, ref, content_hash)
-    SELECT pg.run_id, pg.direction, v.id, v.dataset_id, pg.dataset, pg.ref, v.content_hash
-    FROM pg CROSS JOIN LATERAL (SELECT dv.resolve_ref(pg.dataset, pg.ref) AS id) rv JOIN dv.versions v ON v.id = rv.id
+    SELECT DISTINCT ON (pg.run_id, pg.direction, v.id) pg.run_id, pg.direction, v.id, v.dataset_id, pg.dataset, pg.ref, v.content_hash
+    FROM pg
+    JOIN unnest(v_pg_ds, v_pg_ref, v_pg_vid) u(dataset, ref, vid) ON u.dataset = pg.dataset AND u.ref = pg.ref
+    JOIN dv.versions v ON v.id = u.vid
+    ORDER BY pg.run_id, pg.direction, v.id
     ON CONFLICT DO NOTHING
     RETURNING 1
   ), ext AS (

@@ -185,25 +185,33 @@ export async function ingestOpenLineageFile(pgdv: Pgdv, file: string, opts: Inge
   await pgdv.db.tx(async (client) => {
     let texts: string[] = []
     let lines: number[] = []
-    const flush = async () => {
-      if (texts.length === 0) return
+    const send = async (batch: string[], batchLines: number[]) => {
       try {
         const { rows } = await client.query<{ received: number; ingested: number; duplicates: number }>('SELECT * FROM dv.openlineage_ingest_batch(p_events => $1::jsonb)', [
-          `[${texts.join(',')}]`,
+          `[${batch.join(',')}]`,
         ])
         result.received += rows[0].received
         result.ingested += rows[0].ingested
         result.duplicates += rows[0].duplicates
         result.batches++
+        opts.onProgress?.(result.received)
       } catch (e) {
         const err = toPgdvError(e)
         const m = /^OpenLineage event #(\d+): (.*)$/s.exec(err.message)
-        if (m) throw new PgdvError(`${file} line ${lines[Number(m[1]) - 1]}: ${m[2]}`, { hint: 'Fix that event; nothing was ingested', sqlstate: err.sqlstate })
+        if (m) throw new PgdvError(`${file} line ${batchLines[Number(m[1]) - 1]}: ${m[2]}`, { hint: 'Fix that event; nothing was ingested', sqlstate: err.sqlstate })
         throw err
       }
+    }
+    // One batch in the database while the next is read and parsed here; never more,
+    // so memory stays at two batches and the file is read no faster than it is stored.
+    let inflight: Promise<void> | undefined
+    const flush = async () => {
+      if (texts.length === 0) return
+      if (inflight) await inflight
+      inflight = send(texts, lines)
+      inflight.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
       texts = []
       lines = []
-      opts.onProgress?.(result.received)
     }
     for await (const ev of splitJsonValues(createReadStream(file, { encoding: 'utf8', highWaterMark: 256 * 1024 }), file)) {
       parseEvent(ev, file) // syntax, with the line
@@ -212,6 +220,7 @@ export async function ingestOpenLineageFile(pgdv: Pgdv, file: string, opts: Inge
       if (texts.length >= batchSize) await flush()
     }
     await flush()
+    if (inflight) await inflight
   })
   if (result.received === 0) throw new PgdvError(`${file} holds no OpenLineage events`, { hint: 'Give a JSON array of RunEvents or one event per line' })
   return result

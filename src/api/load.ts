@@ -18,8 +18,8 @@ import { type OutputFormat, outputFormatOf, writeCsv, writeJsonl, writeParquet }
 import type { Pgdv } from './client.js'
 import { showDataset } from './datasets.js'
 import { resolveRef } from './refs.js'
+import type { CommitMode } from './rows.js'
 
-export type CommitMode = 'replace' | 'append' | 'upsert' | 'delete'
 
 export interface CommitOptions {
   dataset: string
@@ -50,7 +50,7 @@ export interface CommitQueryInput extends CommitOptions {
   table?: string
 }
 
-export interface CommitResult {
+export interface LoadResult {
   dataset: string
   version_id: string
   parent_id: string | null
@@ -203,7 +203,7 @@ export function mapCopyError(e: unknown, file: string, lineMap: LineMap, types: 
 }
 
 /** Loads a CSV, JSONL or Parquet file into a new version of a table dataset. */
-export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<CommitResult> {
+export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<LoadResult> {
   const file = input.file
   const format = input.format ?? formatOf(file)
   let size: number
@@ -297,7 +297,7 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Co
 }
 
 /** Commits the result of a query (or a table) in the same database, server-side: INSERT ... SELECT. */
-export async function commitQuery(pgdv: Pgdv, input: CommitQueryInput): Promise<CommitResult> {
+export async function commitQuery(pgdv: Pgdv, input: CommitQueryInput): Promise<LoadResult> {
   if (!input.query === !input.table) throw new PgdvError('give either a query or a table', { hint: 'Use --from-query SQL or --from-table NAME' })
   const ds = await datasetForLoad(pgdv, input.dataset)
   const declared = input.columns ? parseColumnDefs(input.columns) : []
@@ -365,6 +365,8 @@ export interface CheckoutTableInput {
   /** Overwrite an existing file. */
   force?: boolean
   onProgress?: (p: ProgressUpdate) => void
+  /** Files datasets: let checkoutFiles draw its own progress bar (on a TTY). */
+  progress?: boolean
 }
 
 export interface CheckoutResult {
@@ -384,9 +386,13 @@ async function exists(p: string): Promise<boolean> {
   )
 }
 
-type CheckoutFilesFn = (pgdv: Pgdv, input: { dataset: string; ref: string; out: string; force?: boolean }) => Promise<unknown>
+type CheckoutFilesFn = (pgdv: Pgdv, input: { dataset: string; ref: string; out: string; force?: boolean; progress?: boolean }) => Promise<unknown>
 
-/** checkoutFiles from src/api/files.ts (the files part), loaded when present. */
+/**
+ * checkoutFiles from src/api/files.ts (owned by the files part), loaded at run time so
+ * this module builds whether or not that one is merged yet; without it, checking out a
+ * files dataset fails with a clear message instead of doing something half-right.
+ */
 async function loadCheckoutFiles(): Promise<CheckoutFilesFn | undefined> {
   const spec = './files.js'
   try {
@@ -410,7 +416,7 @@ export async function checkoutTable(pgdv: Pgdv, input: CheckoutTableInput): Prom
       })
     }
     const versionId = await resolveRef(pgdv, input.dataset, ref)
-    const r = (await checkoutFiles(pgdv, { dataset: input.dataset, ref, out: input.out, force: input.force })) as { files?: number; bytes?: number }
+    const r = (await checkoutFiles(pgdv, { dataset: input.dataset, ref, out: input.out, force: input.force, progress: input.progress })) as { files?: number; bytes?: number }
     return { dataset: input.dataset, ref, version_id: versionId, out: input.out, format: 'files', rows: r?.files ?? 0, bytes: r?.bytes ?? 0 }
   }
   const format = input.format ?? outputFormatOf(input.out)

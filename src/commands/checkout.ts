@@ -29,7 +29,8 @@ so an interrupted checkout leaves nothing half-written. An existing file is kept
 
   async run(): Promise<CheckoutResult> {
     const { args } = await this.parse(Checkout)
-    const progress = createProgress({ label: 'checkout', enabled: progressEnabled({ isTTY: process.stderr.isTTY, json: this.jsonEnabled() }) })
+    const bar = progressEnabled({ isTTY: process.stderr.isTTY, json: this.jsonEnabled() })
+    const progress = createProgress({ label: 'checkout', enabled: bar })
     let r: CheckoutResult
     try {
       r = await checkoutTable(await this.pgdv(), {
@@ -39,6 +40,7 @@ so an interrupted checkout leaves nothing half-written. An existing file is kept
         format: this.flags.format as OutputFormat | undefined,
         force: this.flags.force,
         onProgress: (p) => progress.update(p),
+        progress: bar,
       })
     } finally {
       progress.stop()

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises'
 import { Args, Flags } from '@oclif/core'
-import { commitFile, type CommitMode, commitQuery, type CommitResult } from '../api/load.js'
+import { commitFile, commitQuery, type LoadResult } from '../api/load.js'
+import type { CommitMode } from '../api/rows.js'
 import { PgdvCommand } from '../lib/base.js'
 import { parseCharFlag, parseLoadSource } from '../lib/parse.js'
 import { createProgress, progressEnabled } from '../lib/progress.js'
@@ -48,7 +49,7 @@ lists keys to remove). A commit that changes nothing creates no version unless -
     header: Flags.boolean({ description: 'the CSV starts with a header line (--no-header: columns c1, c2, ... or from --columns)', allowNo: true, default: true }),
   }
 
-  async run(): Promise<CommitResult> {
+  async run(): Promise<LoadResult> {
     const { args } = await this.parse(Commit)
     const f = this.flags
     const source = parseLoadSource(args.file, f['from-query'], f['from-table'])
@@ -62,7 +63,7 @@ lists keys to remove). A commit that changes nothing creates no version unless -
       columns: f.columns,
     }
     const pgdv = await this.pgdv()
-    let result: CommitResult
+    let result: LoadResult
     if (source.kind === 'file') {
       const size = await fs.stat(source.file).then((s) => s.size, () => 0)
       const progress = createProgress({ totalBytes: size, label: 'commit', enabled: progressEnabled({ isTTY: process.stderr.isTTY, json: this.jsonEnabled() }) })
@@ -93,7 +94,7 @@ lists keys to remove). A commit that changes nothing creates no version unless -
 }
 
 /** The one line a commit prints. */
-export function describeCommit(r: CommitResult): string {
+export function describeCommit(r: LoadResult): string {
   const lines: string[] = []
   if (r.created) {
     lines.push(
