@@ -143,6 +143,23 @@ describe('modes, formats and sources', () => {
     expect(show.json?.columns.map((x) => x.column_name)).toEqual(['id', 'label', 'meta'])
   })
 
+  it('JSONL fields first seen after the sample: known to the dataset or --columns, else a bad line', async () => {
+    await run(['dataset', 'create', 'late', '--key', 'id'])
+    expect((await run(['commit', 'late', await file('late1.jsonl', '{"id":0,"a":"x","b":"y"}\n')])).exitCode).toBe(0)
+    const many = Array.from({ length: 1500 }, (_v, i) => JSON.stringify({ id: i, a: `a${i}` }))
+    const withB = await file('late2.jsonl', [...many, '{"id":2000,"b":"late b"}'].join('\n') + '\n')
+    const r = await run<Commit>(['commit', 'late', withB, '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({ loaded: 1501 })
+    const withC = await file('late3.jsonl', [...many, '{"id":2000,"c":"late c"}'].join('\n') + '\n')
+    expectOneLineError(await run(['commit', 'late', withC]), /late3\.jsonl line 1501: field "c" is not a column/)
+    const ok = await run<Commit>(['commit', 'late', withC, '--columns', 'c text', '--json'])
+    expect(ok.exitCode, ok.stderr).toBe(0)
+    expect(ok.json?.new_columns).toEqual([{ name: 'c', type: 'text' }])
+    const show = await run<{ changes: object }>(['show', 'late', 'main~2', '--json'])
+    expect(show.json?.changes).toEqual({ added: 1, removed: 0, modified: 0 })
+  })
+
   it('Parquet written by another tool commits and checks out identically', async () => {
     const { fileWriter, parquetWriteRows } = await import('hyparquet-writer')
     const p = path.join(dir, 'in.parquet')

@@ -227,6 +227,12 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
     }
     columns = declared.map((d) => d.name)
   }
+  // dv.stage shapes the staging table like the head of main.
+  const existing = await pgdv.db.withClient((client) => datasetColumns(client, input.dataset, 'main'))
+  if (format === 'jsonl') {
+    // Fields first seen after the sample are fine when the dataset or --columns knows them.
+    columns = [...new Set([...columns, ...declared.map((d) => d.name), ...existing.map((c) => c.name)])]
+  }
   if (columns.length === 0) {
     throw new PgdvError(`${file} has no columns (empty file?)`, { hint: format === 'csv' ? 'A CSV needs a header line' : 'Give a file with at least one row' })
   }
@@ -234,7 +240,6 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
   checkKeys(input.dataset, ds.key_columns, columns, file)
 
   return withLoadClient(pgdv, async (client, cleanup) => {
-    const existing = await datasetColumns(client, input.dataset, input.branch ?? 'main')
     const renamed = sample.rows.map((r) => Object.fromEntries(columns.map((c, i) => [c, r[sample.columns[i]]])))
     const defs = planColumns(columns, existing, declared, (names) => inferColumns(names, renamed, format === 'csv'))
 
@@ -329,7 +334,7 @@ export async function commitQuery(pgdv: Pgdv, input: CommitQueryInput): Promise<
     const names = source.map((c) => c.name)
     checkDuplicates(names, what)
     checkKeys(input.dataset, ds.key_columns, names, what)
-    const existing = await datasetColumns(client, input.dataset, input.branch ?? 'main')
+    const existing = await datasetColumns(client, input.dataset, 'main')
     const defs = planColumns(source, existing, declared, () => [])
     const staging = await stage(client, input.dataset, defs)
     cleanup.push(`DROP TABLE IF EXISTS ${staging}`)
