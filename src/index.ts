@@ -21,3 +21,11 @@ export {
   type MergeRow, type CheckpointResult,
 } from './api/rows.js'
 export { canonicalText, rowEncoding, rowHash, keyHash, ContentHasher, type HashColumn } from './rows/index.js'
+export {
+  commitFile, commitQuery, checkoutTable,
+  type CommitFileInput, type CommitQueryInput, type CommitOptions, type LoadResult, type CheckoutTableInput, type CheckoutResult,
+} from './api/load.js'
+export {
+  diffReport, diffRows, streamDiff, mergeRefs, showVersion,
+  type DiffReport, type DiffCounts, type RowChange, type MergeResult, type MergeConflict, type VersionDetail,
+} from './api/history.js'
