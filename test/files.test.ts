@@ -70,6 +70,17 @@ describe('pgdv add / checkout / cat / stats on the filesystem store', () => {
     expect(await listTree(out)).toEqual(want)
   })
 
+  it('pgdv checkout writes a files dataset to a folder (rows-io command, files path)', async () => {
+    const out = path.join(work, 'co-cli')
+    const r = await cli<{ format: string; rows: number }>(['checkout', 'pics', 'first', '--out', out, '--json'], conn())
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({ format: 'files', rows: 5 })
+    expect(sha(await fs.readFile(path.join(out, 'big.bin')))).toBe(sha(big))
+    const again = await cli(['checkout', 'pics', 'first', '--out', out], conn())
+    expect(again.exitCode).toBe(1)
+    expect(again.stderr).toMatch(/is not empty.*--force/)
+  })
+
   it('cat streams one file to stdout; a missing path is a clear error', async () => {
     const r = await cli(['cat', 'pics', 'main', 'a/x.txt'], conn())
     expect(r.exitCode, r.stderr).toBe(0)

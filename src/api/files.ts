@@ -43,7 +43,7 @@ export interface AddFilesInput extends FilesContext {
   chunker?: ChunkerOptions
   workers?: number
   packTargetSize?: number
-  /** Files read at once (default 16; large files are also bounded by the workers). */
+  /** Files read at once (default 32; large files are also bounded by the workers). */
   concurrency?: number
   onWarning?: (line: string) => void
 }
@@ -136,7 +136,7 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
     })
     const s = session
     const hashes = new Map<string, string>()
-    await eachLimit(files, input.concurrency ?? 16, async (e) => {
+    await eachLimit(files, input.concurrency ?? 32, async (e) => {
       hashes.set(e.path, (await s.addFile(e)).hash)
     })
     const stats = await s.finish()
@@ -164,6 +164,17 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
   }
 }
 
+/** PGDV_TIMING=1 prints how long each step of a commit took (to stderr). */
+function timer(): (what: string) => void {
+  if (!process.env.PGDV_TIMING) return () => undefined
+  let t = performance.now()
+  return (what) => {
+    const now = performance.now()
+    process.stderr.write(`pgdv timing: ${what} ${(now - t).toFixed(0)} ms\n`)
+    t = now
+  }
+}
+
 interface CommitRow {
   version_id: string
   parent_id: string | null
@@ -183,8 +194,10 @@ async function commitVersion(
   session: IngestSession,
   input: AddFilesInput,
 ): Promise<Omit<AddFilesResult, 'dataset' | 'files' | 'links' | 'bytes' | 'new_bytes' | 'new_chunks' | 'packs' | 'recovered_packs' | 'warnings'>> {
+  const lap = timer()
   return pgdv.db.tx(async (c) => {
     await session.writeContents(c, ds.id)
+    lap('contents')
     const staging = (await c.query<{ name: string }>('SELECT dv.stage(p_dataset => $1::text) AS name', [input.dataset])).rows[0].name
     await copyRows(
       c,
@@ -197,8 +210,10 @@ async function commitVersion(
          p_message => $5::text, p_tag => $6::text, p_force => $7::boolean)`,
       [input.dataset, staging, input.mode === 'append' ? 'upsert' : 'replace', input.branch ?? 'main', input.message ?? null, input.tag ?? null, input.force ?? false],
     )
+    lap('stage + copy + dv.commit')
     const v = res.rows[0]
     await recordSummary(c, input.dataset, ds.id, v.version_id)
+    lap('summary')
     return {
       version_id: String(v.version_id),
       parent_id: v.parent_id === null ? null : String(v.parent_id),

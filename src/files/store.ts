@@ -15,7 +15,8 @@ export const DEFAULT_STORE = 'objects';
 /** A folder in config.json is relative to the home folder; URLs pass through. */
 export function resolveStoreUrl(home: string, spec: string): string {
   if (/^s3:\/\//i.test(spec)) return spec;
-  if (spec.startsWith('file://')) return spec;
+  // file://objects (what an embedded setup records) is relative to the home; file:///abs is absolute.
+  if (spec.startsWith('file://')) return path.resolve(home, spec.slice('file://'.length));
   return path.resolve(home, spec);
 }
 
