@@ -15,6 +15,12 @@ export {
   resolveRef, listRefs, createBranch, deleteBranch, createTag, deleteTag, log, refAt, reflog, resetBranch,
   type RefInfo, type LogEntry, type ReflogEntry,
 } from './api/refs.js'
+export {
+  commitObjects, readRows, rowsSql, getRow, diff, diffSummary, diffSchema, merge, mergeBase, checkpoint, datasetColumns, copyValue,
+  type CommitMode, type CommitResult, type CommitObjectsInput, type ColumnInfo, type DiffRow, type DiffSummary, type SchemaChange,
+  type MergeRow, type CheckpointResult,
+} from './api/rows.js'
+export { canonicalText, rowEncoding, rowHash, keyHash, ContentHasher, type HashColumn } from './rows/index.js'
 // lineage: experiments, runs, model registry, lineage graph, OpenLineage
 export {
   createExperiment, listExperiments, startRun, addRunInputs, logParams, logMetrics, finishRun, runInputs, showRun, listRuns, compareRuns, reproduceRun,
@@ -30,4 +36,4 @@ export {
   type NodeKind, type NodeRef, type NodeSpec, type WalkRow, type ImpactRow, type PathStep, type EdgeInfo, type IngestResult,
 } from './api/lineage.js'
 export { toMermaid, toDot, toSvg, renderGraph, type LineageGraph, type GraphFormat } from './lineage/render.js'
-export type { Checkouts, CheckoutTable, CheckoutFiles, CheckoutTableInput, CheckoutFilesInput } from './lineage/checkout.js'
+export type { Checkouts as ReproduceCheckouts } from './lineage/checkout.js'

@@ -8,7 +8,7 @@ import type { Pgdv } from '../src/api/client.js'
 import { createDataset } from '../src/api/datasets.js'
 import { cli } from './helpers/cli.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
-import { fakeCommit } from './helpers/versions.js'
+import { fakeCommit } from './helpers/lineage-versions.js'
 
 let t: TestDatabase
 let pgdv: Pgdv

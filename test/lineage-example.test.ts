@@ -13,7 +13,7 @@ import { createTag } from '../src/api/refs.js'
 import { createExperiment, finishRun, logMetrics, startRun } from '../src/api/runs.js'
 import { toMermaid } from '../src/lineage/render.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
-import { fakeCommit } from './helpers/versions.js'
+import { fakeCommit } from './helpers/lineage-versions.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 let t: TestDatabase

@@ -1,0 +1,1 @@
+export { canonicalText, rowEncoding, rowHash, keyHash, jsonbText, trimScale, ContentHasher, type HashColumn } from './hash.js'

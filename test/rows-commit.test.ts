@@ -1,0 +1,182 @@
+// Commits through dv.stage + COPY/INSERT + dv.commit in every mode, no-ops, bad input,
+// keyless duplicates, reading (rows, row, tag views, checkpoints), reset and time travel.
+
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freshDatabase, type TestDatabase } from './helpers/db.js'
+
+let t: TestDatabase
+let c: pg.Client
+
+async function q<R extends pg.QueryResultRow = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {
+  return (await c.query<R>(sql, params)).rows
+}
+
+/** Stages rows with INSERT ... SELECT FROM json and commits them; returns dv.commit's row. */
+async function commit(dataset: string, rows: Record<string, unknown>[], opts: { mode?: string; branch?: string; columns?: string; tag?: string; force?: boolean } = {}) {
+  const [{ stage }] = await q<{ stage: string }>('SELECT dv.stage($1, $2) AS stage', [dataset, opts.columns ?? null])
+  if (rows.length > 0) {
+    await q(`INSERT INTO ${stage} SELECT * FROM jsonb_populate_recordset(NULL::${stage}, $1::jsonb)`, [JSON.stringify(rows)])
+  }
+  const [res] = await q(`SELECT * FROM dv.commit(p_dataset => $1, p_staging => $2::regclass, p_mode => $3, p_branch => $4, p_tag => $5, p_force => $6)`,
+    [dataset, stage, opts.mode ?? 'replace', opts.branch ?? 'main', opts.tag ?? null, opts.force ?? false])
+  return res as { version_id: string; created: boolean; added: string; removed: string; modified: string; row_count: string; content_hash: string }
+}
+
+async function rows(dataset: string, ref = 'main'): Promise<Record<string, unknown>[]> {
+  const r = await q<{ r: Record<string, unknown> }>('SELECT r FROM dv.rows($1, $2) r', [dataset, ref])
+  const canon = (o: Record<string, unknown>) => JSON.stringify(Object.keys(o).sort().map((k) => [k, o[k]]))
+  return r.map((x) => x.r).sort((a, b) => (canon(a) < canon(b) ? -1 : canon(a) > canon(b) ? 1 : 0))
+}
+
+beforeAll(async () => {
+  t = await freshDatabase()
+  c = new pg.Client({ connectionString: t.url })
+  await c.connect()
+})
+afterAll(async () => {
+  await c?.end()
+  await t?.drop()
+})
+
+describe('commit modes', () => {
+  it('replace, append, upsert, delete and no-op', async () => {
+    await q("SELECT * FROM dv.dataset_create('flights', p_key_columns => ARRAY['id'])")
+    const v1 = await commit('flights', [{ id: 1, label: 'a' }, { id: 2, label: 'b' }], { columns: 'id bigint, label text' })
+    expect(v1).toMatchObject({ created: true, added: '2', removed: '0', modified: '0', row_count: '2' })
+    expect(await rows('flights')).toEqual([{ id: 1, label: 'a' }, { id: 2, label: 'b' }])
+
+    const same = await commit('flights', [{ id: 1, label: 'a' }, { id: 2, label: 'b' }])
+    expect(same).toMatchObject({ created: false, version_id: v1.version_id })
+
+    const v2 = await commit('flights', [{ id: 1, label: 'A' }, { id: 3, label: 'c' }])
+    expect(v2).toMatchObject({ created: true, added: '1', removed: '1', modified: '1', row_count: '2' })
+    expect(await rows('flights')).toEqual([{ id: 1, label: 'A' }, { id: 3, label: 'c' }])
+    expect(await rows('flights', 'main~1')).toEqual([{ id: 1, label: 'a' }, { id: 2, label: 'b' }])
+
+    const v3 = await commit('flights', [{ id: 4, label: 'd' }], { mode: 'append' })
+    expect(v3).toMatchObject({ added: '1', row_count: '3' })
+    await expect(commit('flights', [{ id: 4, label: 'd' }], { mode: 'append' })).rejects.toThrow(/already exist/)
+
+    const v4 = await commit('flights', [{ id: 4, label: 'D' }, { id: 5, label: 'e' }], { mode: 'upsert' })
+    expect(v4).toMatchObject({ added: '1', modified: '1', row_count: '4' })
+
+    const v5 = await commit('flights', [{ id: 1 }, { id: 99 }], { mode: 'delete' })
+    expect(v5).toMatchObject({ removed: '1', row_count: '3' })
+    expect(await rows('flights')).toEqual([{ id: 3, label: 'c' }, { id: 4, label: 'D' }, { id: 5, label: 'e' }])
+
+    const forced = await commit('flights', [], { mode: 'append', force: true })
+    expect(forced).toMatchObject({ created: true, row_count: '3' })
+    expect(forced.content_hash).toBe(v5.content_hash)
+  })
+})
+
+describe('bad input: clear error, nothing committed', () => {
+  it('duplicate keys, NULL keys, missing key column, unknown dataset/branch, tag exists, wrong mode', async () => {
+    await q("SELECT * FROM dv.dataset_create('bad', p_key_columns => ARRAY['k1', 'k2'])")
+    await commit('bad', [{ k1: 1, k2: 'x', v: 1 }], { columns: 'k1 int, k2 text, v int', tag: 't1' })
+    await q("SELECT * FROM dv.dataset_create('fresh')")
+    const before = await q('SELECT count(*) FROM dv.versions')
+    await expect(commit('bad', [{ k1: 1, k2: 'x', v: 1 }, { k1: 1, k2: 'x', v: 2 }])).rejects.toThrow(/repeat key \{"k1": 1, "k2": "x"\}/)
+    await expect(commit('bad', [{ k1: 1, v: 1 }])).rejects.toThrow(/NULL key column/)
+    await expect(commit('bad', [{ k1: 2, k2: 'y' }], { tag: 't1' })).rejects.toThrow(/already has a ref named "t1"/)
+    await expect(commit('bad', [{ k1: 2, k2: 'y' }], { branch: 'nope' })).rejects.toThrow(/has no branch "nope"/)
+    await expect(commit('bad', [{ k1: 2, k2: 'y' }], { branch: 't1' })).rejects.toThrow(/is a tag/)
+    await expect(commit('bad', [{ k1: 2, k2: 'y' }], { mode: 'merge' })).rejects.toThrow(/commit mode "merge" is not known/)
+    await expect(q("SELECT dv.stage('nope')")).rejects.toThrow(/dataset "nope" does not exist/)
+    await q('CREATE TEMP TABLE no_key (k1 int, v int)')
+    await expect(q("SELECT * FROM dv.commit('bad', 'no_key')")).rejects.toThrow(/lacks key column "k2"/)
+    await expect(q("SELECT dv.stage('fresh')")).rejects.toThrow(/has no columns yet/)
+    await expect(q("SELECT dv.stage('fresh', 'a int); drop table x; --')")).rejects.toThrow(/contains ";"/)
+    await expect(q("SELECT dv.stage('fresh', 'a nosuchtype')")).rejects.toThrow(/is not valid/)
+    expect(await q('SELECT count(*) FROM dv.versions')).toEqual(before)
+  })
+})
+
+describe('keyless datasets', () => {
+  it('count duplicate rows and delete one copy per staged row', async () => {
+    await q("SELECT * FROM dv.dataset_create('bag')")
+    const v1 = await commit('bag', [{ a: 1 }, { a: 1 }, { a: 2 }], { columns: 'a int' })
+    expect(v1).toMatchObject({ added: '3', row_count: '3' })
+    expect(await rows('bag')).toEqual([{ a: 1 }, { a: 1 }, { a: 2 }])
+    const v2 = await commit('bag', [{ a: 1 }, { a: 3 }], { mode: 'append' })
+    expect(v2).toMatchObject({ added: '2', row_count: '5' })
+    const v3 = await commit('bag', [{ a: 1 }, { a: 1 }], { mode: 'delete' })
+    expect(v3).toMatchObject({ removed: '2', row_count: '3' })
+    expect(await rows('bag')).toEqual([{ a: 1 }, { a: 2 }, { a: 3 }])
+    const d = await q<{ change: string; key: unknown }>("SELECT change, key FROM dv.diff('bag', $1, 'main')", [v1.version_id])
+    expect(d).toHaveLength(2)
+    expect(d).toEqual(expect.arrayContaining([{ change: 'removed', key: { a: 1 } }, { change: 'added', key: { a: 3 } }]))
+    await expect(commit('bag', [{ a: 1 }], { mode: 'upsert' })).rejects.toThrow(/upsert does not apply/)
+  })
+})
+
+describe('reading', () => {
+  it('point lookup, tag views, checkpoints, reset and time travel', async () => {
+    const name = 'we"ird; drop table x -- ünï'
+    await q('SELECT * FROM dv.dataset_create($1, p_key_columns => ARRAY[$2])', [name, 'Key Col'])
+    const v1 = await commit(name, [{ 'Key Col': 'a', n: 1 }, { 'Key Col': 'b', n: 2 }], { columns: '"Key Col" text, n int', tag: 'release-1' })
+    await commit(name, [{ 'Key Col': 'b', n: 20 }], { mode: 'upsert' })
+    expect(await q('SELECT dv.row($1, $2, $3) AS r', [name, 'main', { 'Key Col': 'b' }])).toEqual([{ r: { 'Key Col': 'b', n: 20 } }])
+    expect(await q('SELECT dv.row($1, $2, $3) AS r', [name, 'release-1', { 'Key Col': 'b' }])).toEqual([{ r: { 'Key Col': 'b', n: 2 } }])
+    expect(await q('SELECT dv.row($1, $2, $3) AS r', [name, 'main', { 'Key Col': 'zz' }])).toEqual([{ r: null }])
+    await expect(q('SELECT dv.row($1, $2, $3) AS r', [name, 'main', { n: 1 }])).rejects.toThrow(/lacks key column "Key Col"/)
+
+    const [{ view_name }] = await q<{ view_name: string }>('SELECT view_name FROM dv.tag_views WHERE tag = $1', ['release-1'])
+    expect(view_name).toBe(`${name}@release-1`)
+    expect(await q(`SELECT * FROM dv_tags.${pg.escapeIdentifier(view_name)} ORDER BY 1`)).toEqual([{ 'Key Col': 'a', n: 1 }, { 'Key Col': 'b', n: 2 }])
+    await q('SELECT * FROM dv.tag_delete($1, $2)', [name, 'release-1'])
+    expect(await q('SELECT to_regclass($1) AS r', [`dv_tags.${pg.escapeIdentifier(view_name)}`])).toEqual([{ r: null }])
+
+    // Checkpointed reads equal chain reads.
+    const before = await rows(name)
+    const [cp] = await q<{ created: boolean; table_name: string }>('SELECT * FROM dv.checkpoint($1, $2)', [name, 'main'])
+    expect(cp.created).toBe(true)
+    expect(await rows(name)).toEqual(before)
+    await commit(name, [{ 'Key Col': 'c', n: 3 }], { mode: 'append' })
+    expect(await rows(name)).toEqual([...before, { 'Key Col': 'c', n: 3 }])
+
+    // Reset and time travel with real commits.
+    const [{ now }] = await q<{ now: Date }>('SELECT clock_timestamp() AS now')
+    await q('SELECT * FROM dv.reset($1, $2, $3)', [name, 'main', v1.version_id])
+    expect(await rows(name)).toEqual([{ 'Key Col': 'a', n: 1 }, { 'Key Col': 'b', n: 2 }])
+    const [{ at }] = await q<{ at: string }>('SELECT dv.ref_at($1, $2, $3) AS at', [name, 'main', now])
+    expect(await rows(name, at)).toEqual([...before, { 'Key Col': 'c', n: 3 }])
+  })
+
+  it('checkpoints automatically past the configured depth', async () => {
+    await q("UPDATE dv.settings SET value = '3' WHERE name = 'checkpoint_depth'")
+    await q("SELECT * FROM dv.dataset_create('deep', p_key_columns => ARRAY['id'])")
+    await commit('deep', [{ id: 0, v: 0 }], { columns: 'id int, v int' })
+    for (let i = 1; i <= 7; i++) await commit('deep', [{ id: i % 3, v: i }], { mode: 'upsert' })
+    const chain = await q<{ n: string }>("SELECT count(*) AS n FROM dv_internal.chain(dv.resolve_ref('deep', 'main'))")
+    expect(Number(chain[0].n)).toBeLessThanOrEqual(4)
+    expect(await rows('deep')).toEqual([{ id: 0, v: 6 }, { id: 1, v: 7 }, { id: 2, v: 5 }])
+    await q("UPDATE dv.settings SET value = '20' WHERE name = 'checkpoint_depth'")
+  })
+
+  it('schema evolution: added columns read NULL in older versions and show in diff_schema', async () => {
+    await q("SELECT * FROM dv.dataset_create('evo', p_key_columns => ARRAY['id'])")
+    await commit('evo', [{ id: 1, a: 'x' }], { columns: 'id int, a text' })
+    const v2 = await commit('evo', [{ id: 1, a: 'x' }], { columns: 'b numeric' })
+    expect(v2).toMatchObject({ created: true, added: '0', modified: '0' })
+    await commit('evo', [{ id: 2, a: 'y', b: 1.5 }], { mode: 'append' })
+    expect(await rows('evo')).toEqual([{ id: 1, a: 'x', b: null }, { id: 2, a: 'y', b: 1.5 }])
+    expect(await q("SELECT * FROM dv.diff_schema('evo', 'main~2', 'main')")).toEqual([{ change: 'added', column_name: 'b', old_type: null, new_type: 'numeric' }])
+    expect(await q("SELECT * FROM dv.diff_summary('evo', 'main~2', 'main')")).toEqual([{ added: '1', removed: '0', modified: '0' }])
+    expect(await q("SELECT * FROM dv.dataset_columns('evo')")).toEqual([
+      { ordinal: 1, column_name: 'id', data_type: 'integer', is_key: true },
+      { ordinal: 2, column_name: 'a', data_type: 'text', is_key: false },
+      { ordinal: 3, column_name: 'b', data_type: 'numeric', is_key: false },
+    ])
+    await expect(q("SELECT dv.stage('evo', 'a int')")).rejects.toThrow(/is text, not integer/)
+  })
+
+  it('files datasets have a fixed schema keyed by path', async () => {
+    await q("SELECT * FROM dv.dataset_create('docs', 'files')")
+    expect((await q("SELECT column_name FROM dv.dataset_columns('docs')")).map((r) => r.column_name)).toEqual(['path', 'size', 'content_hash', 'mode', 'link_target'])
+    const v = await commit('docs', [{ path: 'a.txt', size: 3, content_hash: 'abc', mode: 420 }])
+    expect(v).toMatchObject({ created: true, added: '1' })
+    await expect(commit('docs', [{ path: 'a.txt' }, { path: 'a.txt' }])).rejects.toThrow(/repeat key/)
+  })
+})
