@@ -31,7 +31,7 @@ const flag = (name: string) => {
 }
 const quick = args.includes('--quick')
 const scale = Number(flag('--scale') ?? (quick ? 0.05 : 1))
-const samples = { walk: quick ? 100 : 500, impact: quick ? 50 : 200, graph: quick ? 20 : 100, naive: quick ? 5 : 20 }
+const samples = { walk: quick ? 100 : 500, impact: quick ? 50 : 200, graph: quick ? 20 : 100, naive: quick ? 5 : 10 }
 const olEvents = quick ? 4_000 : 20_000
 
 const D = Math.max(10, Math.round(1000 * scale)) // datasets
@@ -200,7 +200,7 @@ async function main() {
   const line = (r: (typeof rows)[number]) => console.log(`${r.query.padEnd(44)} ${r.ours.padEnd(26)} ${r.peer.padEnd(34)} ${r.ratio.padEnd(8)} ${r.bar.padEnd(22)} ${r.ok}  ${r.detail}`)
   console.log(`${'query'.padEnd(44)} ${'pgdv (p50 / p99)'.padEnd(26)} ${'naive CTE, no indexes (p50 / p99)'.padEnd(34)} ${'ratio'.padEnd(8)} ${'bar'.padEnd(22)} ok`)
 
-  await c.query("SET statement_timeout = '30s'")
+  await c.query("SET statement_timeout = '15s'")
   for (const [label, fn, naive, start] of [
     ['upstream of a model version, depth 10', 'lineage_upstream', naiveUp, mvStart],
     ['downstream of a model version, depth 10', 'lineage_downstream', naiveDown, mvStart],
@@ -215,7 +215,7 @@ async function main() {
     const r = {
       query: label,
       ours: `${f(a.p50)} / ${f(a.p99)} ms`,
-      peer: `${f(b.p50)} / ${f(b.p99)} ms${b.timeouts ? ` (${b.timeouts}/${b.n} timed out at 30 s)` : ''}`,
+      peer: `${f(b.p50)} / ${f(b.p99)} ms${b.timeouts ? ` (${b.timeouts}/${b.n} timed out at 15 s)` : ''}`,
       ratio: `${(b.p50 / a.p50).toFixed(0)}x`,
       bar,
       ok,
@@ -242,7 +242,7 @@ async function main() {
     const r = {
       query: 'impact of a dataset version',
       ours: `${f(a.p50)} / ${f(a.p99)} ms`,
-      peer: `${f(b.p50)} / ${f(b.p99)} ms${b.timeouts ? ` (${b.timeouts}/${b.n} timed out at 30 s)` : ''}`,
+      peer: `${f(b.p50)} / ${f(b.p99)} ms${b.timeouts ? ` (${b.timeouts}/${b.n} timed out at 15 s)` : ''}`,
       ratio: `${(b.p50 / a.p50).toFixed(0)}x`,
       bar: 'p50 ≤ 100 ms',
       ok: a.p50 <= 100 ? 'yes' : 'NO',
@@ -336,7 +336,7 @@ async function main() {
     '',
     `Graph: ${D} datasets x ${K} versions, ${R.toLocaleString('en-US')} runs (${P} pipeline runs producing dataset versions, the rest training runs reading 8 versions each), ${MV.toLocaleString('en-US')} model versions (${M} models x 10, each version fine-tuned from the previous), ${JOBS} jobs: **${Number(counts.nodes).toLocaleString('en-US')} nodes, ${Number(counts.edges).toLocaleString('en-US')} edges** (${counts.edge_size} with indexes), loaded in ${loadS.toFixed(0)} s through the real tables and triggers.`,
     '',
-    'pgdv: `dv.lineage_*` (breadth first, one set-based query per level, visited set, indexes on (src) and (dst)). Peer: a naive `WITH RECURSIVE ... UNION ALL` over a copy of the edge table with no indexes and no cycle handling, bounded by the same depth (12 for impact) and a 30 s statement timeout. Latencies are client round trips over random start nodes.',
+    'pgdv: `dv.lineage_*` (breadth first, one set-based query per level, visited set, indexes on (src) and (dst)). Peer: a naive `WITH RECURSIVE ... UNION ALL` over a copy of the edge table with no indexes and no cycle handling, bounded by the same depth (12 for impact) and a 15 s statement timeout. Latencies are client round trips over random start nodes.',
     '',
     '| query | pgdv p50 / p99 | naive CTE p50 / p99 | ratio (p50) | bar | meets bar | detail |',
     '|---|---|---|---|---|---|---|',

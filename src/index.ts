@@ -36,7 +36,7 @@ export {
   type NodeKind, type NodeRef, type NodeSpec, type WalkRow, type ImpactRow, type PathStep, type EdgeInfo, type IngestResult,
 } from './api/lineage.js'
 export { toMermaid, toDot, toSvg, renderGraph, type LineageGraph, type GraphFormat } from './lineage/render.js'
-export type { Checkouts, CheckoutTable, CheckoutFiles, CheckoutTableInput as ReproduceTableCheckout, CheckoutFilesInput as ReproduceFilesCheckout } from './lineage/checkout.js'
+export type { Checkouts as ReproduceCheckouts } from './lineage/checkout.js'
 export {
   commitFile, commitQuery, checkoutTable,
   type CommitFileInput, type CommitQueryInput, type CommitOptions, type LoadResult, type CheckoutTableInput, type CheckoutResult,

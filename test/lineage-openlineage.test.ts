@@ -9,7 +9,7 @@ import { downstream, ingestEvents, ingestOpenLineageFile, upstream } from '../sr
 import { runInputs } from '../src/api/runs.js'
 import { splitJsonValues } from '../src/lineage/openlineage.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
-import { fakeCommit } from './helpers/versions.js'
+import { fakeCommit } from './helpers/lineage-versions.js'
 
 let t: TestDatabase
 let pgdv: Pgdv

@@ -6,7 +6,7 @@ import { registerModel } from '../src/api/models.js'
 import { createExperiment, finishRun, startRun } from '../src/api/runs.js'
 import { toDot, toMermaid } from '../src/lineage/render.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
-import { fakeCommit } from './helpers/versions.js'
+import { fakeCommit } from './helpers/lineage-versions.js'
 
 let t: TestDatabase
 let pgdv: Pgdv

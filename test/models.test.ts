@@ -4,7 +4,7 @@ import { createDataset } from '../src/api/datasets.js'
 import { listModels, modelAliasHistory, modelVersionId, promoteModel, registerModel, rollbackModel, showModel } from '../src/api/models.js'
 import { createExperiment, finishRun, logMetrics, startRun } from '../src/api/runs.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
-import { fakeCommit } from './helpers/versions.js'
+import { fakeCommit } from './helpers/lineage-versions.js'
 
 let t: TestDatabase
 let pgdv: Pgdv

@@ -10,7 +10,7 @@ import {
 } from '../src/api/runs.js'
 import type { CheckoutFilesInput, CheckoutTableInput } from '../src/lineage/checkout.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
-import { fakeCommit } from './helpers/versions.js'
+import { fakeCommit } from './helpers/lineage-versions.js'
 
 let t: TestDatabase
 let pgdv: Pgdv

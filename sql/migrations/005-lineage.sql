@@ -1450,16 +1450,13 @@ Example: SELECT dv.lineage_graph(''model_version'', 42, 3);';
 
 CREATE FUNCTION dv_internal.try_timestamptz(p_text text)
 RETURNS timestamptz
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE
 AS $$
-BEGIN
-  IF p_text IS NULL OR p_text !~ '^\d{4}-\d{2}-\d{2}' THEN
-    RETURN NULL;
-  END IF;
-  RETURN p_text::timestamptz;
-EXCEPTION WHEN OTHERS THEN
-  RETURN NULL;
-END
+  -- An inlinable check instead of an exception block (a subtransaction per event): the
+  -- shape of an ISO 8601 time with plausible fields. A time that passes but is still
+  -- impossible (February 30) fails the whole batch with PostgreSQL's own message.
+  SELECT CASE WHEN p_text ~ '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?)?(Z|z|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)?$'
+              THEN p_text::timestamptz END
 $$;
 COMMENT ON FUNCTION dv_internal.try_timestamptz(text) IS 'An ISO 8601 text as timestamptz, or NULL when it is not one.';
 
