@@ -356,3 +356,20 @@ describe('history: diff, branches, tags, merge, reset', () => {
     else expectOneLineError(r, /"imgs" is a files dataset and this build cannot check out files yet/)
   })
 })
+
+describe('bad lines beyond the sample (PostgreSQL parses the CSV)', () => {
+  it('a malformed or mistyped record after the first 1,000 still names its line', async () => {
+    await run(['dataset', 'create', 'big', '--key', 'id'])
+    const good = Array.from({ length: 1200 }, (_v, i) => `${i},"row\n${i}"`)
+    const f1 = await file('big1.csv', ['id,name', ...good, '5000,a,extra'].join('\n') + '\n')
+    // header 1 line + 1200 records of 2 lines each: the bad record is on line 2402
+    expectOneLineError(await run(['commit', 'big', f1]), /big1\.csv line 2402: extra data after last expected column; nothing was committed/)
+    const f2 = await file('big2.csv', ['id,name', ...good, 'oops,a'].join('\n') + '\n')
+    expectOneLineError(await run(['commit', 'big', f2]), /big2\.csv line 2402, column id: invalid input syntax for type bigint: "oops"/)
+    const f3 = await file('big3.csv', ['\ufeffid,name', ...good].join('\n') + '\n')
+    const ok = await run<Commit>(['commit', 'big', f3, '--json'])
+    expect(ok.exitCode, ok.stderr).toBe(0)
+    expect(ok.json).toMatchObject({ loaded: 1200, added: '1200' })
+    expect(await versions('big')).toBe(2)
+  })
+})

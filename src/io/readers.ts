@@ -307,6 +307,33 @@ export async function readSample(file: string, format: InputFormat, opts: ReadOp
   return { columns, rows: records.map((r) => Object.fromEntries(columns.map((c, i) => [c, r.values[i] ?? null]))) }
 }
 
+/**
+ * PostgreSQL's COPY ... (FORMAT csv) options for the same CSV settings, for loads that let
+ * the server parse (no --reject-file): its parser is several times faster than any in JS.
+ */
+export function csvCopyOptions(o: CsvOptions, literal: (s: string) => string): string {
+  const opts = ['FORMAT csv', `HEADER ${o.header === false ? 'false' : 'true'}`]
+  if (o.delimiter !== undefined) opts.push(`DELIMITER ${literal(o.delimiter)}`)
+  if (o.quote !== undefined) opts.push(`QUOTE ${literal(o.quote)}`)
+  if (o.escape !== undefined) opts.push(`ESCAPE ${literal(o.escape)}`)
+  if (o.null !== undefined) opts.push(`NULL ${literal(o.null)}`)
+  return opts.join(', ')
+}
+
+/** Drops a UTF-8 byte order mark at the start of a stream (PostgreSQL would read it as data). */
+export function stripBom(): Transform {
+  let first = true
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      if (first) {
+        first = false
+        if (chunk.length >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3)
+      }
+      cb(null, chunk)
+    },
+  })
+}
+
 /** csv-parse and fs errors → one line naming the file and line. */
 export function mapReadError(file: string, e: unknown): unknown {
   if (e instanceof PgdvError) return e
