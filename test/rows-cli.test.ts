@@ -234,6 +234,27 @@ describe('bad input: one line, non-zero exit, nothing committed', () => {
     expect(text.stdout).toMatch(/set aside 2 bad records in .*rejects\.jsonl/)
   })
 
+  it('--reject-file keeps COPY\'s NULL and quoting rules and still maps a type error to its line', async () => {
+    await run(['dataset', 'create', 'rej', '--key', 'id'])
+    const rej = path.join(dir, 'rej2.jsonl')
+    const f = await file('rej.csv', 'id,name\n1,\n2,""\n3,a,b\n\n4,"multi\nline"\n')
+    const r = await run<Commit>(['commit', 'rej', f, '--reject-file', rej, '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({ loaded: 3, rejected: 2 })
+    expect(await rowsOf('rej')).toEqual([
+      { id: 1, name: null },
+      { id: 2, name: '' },
+      { id: 4, name: 'multi\nline' },
+    ])
+    const bad = (await fs.readFile(rej, 'utf8')).trim().split('\n').map((l) => JSON.parse(l))
+    expect(bad.map((b) => [b.line, b.reason])).toEqual([
+      [4, 'expected 2 fields, got 3'],
+      [5, 'a blank line'],
+    ])
+    const g = await file('rej2.csv', 'id,name\n1,a\n2,b,c\n3,"x\ny"\nzz,q\n')
+    expectOneLineError(await run(['commit', 'rej', g, '--reject-file', rej]), /rej2\.csv line 6, column id: invalid input syntax for type bigint: "zz"/)
+  })
+
   it('malformed JSONL names the line', async () => {
     const f = await file('bad.jsonl', '{"id":10,"name":"x"}\n{"id":11,\n')
     expectOneLineError(await run(['commit', 'bad', f, '--mode', 'upsert']), /bad\.jsonl line 2: invalid JSON/)

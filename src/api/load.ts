@@ -14,7 +14,7 @@ import type { ProgressUpdate } from '../lib/progress.js'
 import { CopyEncoder, LineMap } from '../io/encode.js'
 import { formatColumnDefs, inferColumns, isJsonType, parseColumnDefs, type ColumnDef } from '../io/infer.js'
 import { runPipeline } from '../io/pipe.js'
-import { abortOnBad, type BadRecord, csvCopyOptions, type CsvOptions, formatOf, type InputFormat, mapReadError, readSample, recordStages, stripBom } from '../io/readers.js'
+import { abortOnBad, type BadRecord, csvCopyOptions, csvRawStages, type CsvOptions, formatOf, type InputFormat, mapReadError, readSample, recordStages, stripBom } from '../io/readers.js'
 import { type OutputFormat, outputFormatOf, writeCsv, writeJsonl, writeParquet } from '../io/writers.js'
 import type { Pgdv } from './client.js'
 import { showDataset } from './datasets.js'
@@ -271,33 +271,53 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
     let rows = 0
     const report = () => input.onProgress?.({ rows, bytes })
     const columnList = columns.map((c) => pg.escapeIdentifier(c)).join(', ')
-    if (format === 'csv' && !tolerant) {
-      // Fast path: PostgreSQL parses the CSV itself (COPY FORMAT csv), several times faster
-      // than csv-parse. Its "line N" counts physical lines, newlines inside quoted fields and
-      // the header included, so it is the file's own line number (the BOM is only bytes).
-      const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN WITH (${csvCopyOptions(input.csv ?? {}, (x) => client.escapeLiteral(x))})`))
-      const counter = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          bytes += chunk.length
-          // Rows for the progress bar: newlines seen (quoted newlines make it an estimate).
-          for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) rows++
-          report()
-          cb(null, chunk)
-        },
-      })
+    if (format === 'csv') {
+      // PostgreSQL parses the CSV itself (COPY FORMAT csv): several times faster than
+      // csv-parse with casts, and NULL/quoting semantics are exactly COPY's. Without
+      // --reject-file the file goes through untouched and PostgreSQL's "line N" (physical
+      // lines, the header and quoted newlines included) is the file's own line number.
+      // With it, csv-parse sets malformed records aside and forwards the good ones' text.
+      const o = input.csv ?? {}
+      const copyOpts = csvCopyOptions(tolerant ? { ...o, header: false } : o, (x) => client.escapeLiteral(x))
+      const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN WITH (${copyOpts})`))
+      const onBytes = (n: number) => {
+        bytes += n
+        report()
+      }
+      const lineMap = new LineMap()
+      let stages: unknown[]
+      if (tolerant) {
+        stages = csvRawStages(file, o, onBad, (sent, line) => {
+          rows++
+          lineMap.record(sent - 1, line)
+        }, onBytes)
+      } else {
+        const counter = new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            // Rows for the progress bar: newlines seen (quoted newlines make it an estimate).
+            for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) rows++
+            onBytes(chunk.length)
+            cb(null, chunk)
+          },
+        })
+        stages = [fs.createReadStream(file), counter, stripBom()]
+      }
       try {
-        await runPipeline([fs.createReadStream(file), counter, stripBom(), copy])
+        await runPipeline([...stages, copy])
       } catch (e) {
-        throw await mapCopyError(mapReadError(file, e), file, (n) => n, types)
+        throw await mapCopyError(mapReadError(file, e), file, (n) => (tolerant ? lineMap.inputLine(n) : n), types)
+      } finally {
+        if (reject) await new Promise<void>((resolve) => reject!.end(resolve))
       }
       rows = copy.rowCount
     } else {
-      const rs = recordStages(file, format, { csv: input.csv, onBad, tolerant, onBytes: (n) => ((bytes += n), report()) }, format === 'csv' ? undefined : columns)
+      // JSONL and Parquet: parsed here, encoded as COPY text.
+      const rs = recordStages(file, format, { onBad, tolerant, onBytes: (n) => ((bytes += n), report()) }, columns)
       const lineMap = new LineMap()
       const encoder = new CopyEncoder({
         sourceIndex: columns.map((_c, i) => i),
         json: columns.map((c) => isJsonType(types.get(c)!)),
-        text: format === 'csv',
+        text: false,
         lineMap,
         onRow: () => {
           rows++
