@@ -161,13 +161,13 @@ RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  -- Sum of hashes (times counts) as 256-bit unsigned integers, as a numeric aggregate
-  -- expression: four signed 64-bit lanes, each corrected by 2^64 for negative values.
+  -- Sum of hashes (times counts) as 256-bit unsigned integers, as an aggregate expression:
+  -- eight unsigned 32-bit lanes, each summed as bigint (lane * count < 2^63; sum(int8)
+  -- accumulates in 128 bits), combined once per aggregate as numeric.
   SELECT format('coalesce(%s, 0)', string_agg(format(
-    '(sum((''x'' || encode(substr(%1$s, %3$s, 8), ''hex''))::bit(64)::bigint::numeric * %2$s) '
-    '+ 18446744073709551616::numeric * coalesce(sum(%2$s) FILTER (WHERE get_byte(%1$s, %4$s) >= 128), 0)) * %5$s::numeric',
-    p_hash, p_count, l * 8 + 1, l * 8, (2::numeric ^ (64 * (3 - l)))::numeric(80, 0)), ' + '))
-  FROM generate_series(0, 3) l
+    'coalesce(sum((''x'' || encode(substr(%1$s, %3$s, 4), ''hex''))::bit(32)::bigint * %2$s), 0) * %4$s::numeric',
+    p_hash, p_count, l * 4 + 1, (2::numeric ^ (32 * (7 - l)))::numeric(80, 0)), ' + '))
+  FROM generate_series(0, 7) l
 $$;
 COMMENT ON FUNCTION dv_internal.lanes_sql(text, text) IS 'Aggregate SQL expression: the sum of hash values (bytea, 32 bytes) times counts as a numeric; content_hash builds on it.';
 
@@ -274,10 +274,20 @@ BEGIN
       END IF;
     END LOOP;
     v_sel := v_sel || ARRAY['x._dv_key', 'x._dv_hash', 'x._dv_count'];
-    v_sql := format('SELECT %s FROM ONLY dv_rows.%I x', array_to_string(v_sel, ', '), v_level.rel);
     IF p_restrict IS NOT NULL THEN
-      v_sql := v_sql || format(' JOIN %s r ON r._dv_key = x._dv_key', p_restrict);
+      -- Restricted: a key is looked up in a level only if no newer level has it (an
+      -- anti-join against the small newer deltas first), so each key costs one probe
+      -- into the level that holds it, not one per level.
+      v_sql := format('SELECT %s FROM %s r JOIN ONLY dv_rows.%I x ON x._dv_key = r._dv_key',
+        array_to_string(v_sel, ', '), p_restrict, v_level.rel);
+      IF cardinality(v_newer) > 0 THEN
+        v_sql := v_sql || format(' WHERE NOT EXISTS (SELECT 1 FROM (%s) n WHERE n._dv_key = r._dv_key)', array_to_string(v_newer, ' UNION ALL '));
+      END IF;
+      v_parts := v_parts || v_sql;
+      v_newer := v_newer || format('SELECT _dv_key FROM ONLY dv_rows.%I', v_level.rel);
+      CONTINUE;
     END IF;
+    v_sql := format('SELECT %s FROM ONLY dv_rows.%I x', array_to_string(v_sel, ', '), v_level.rel);
     v_sql := v_sql || ' WHERE x._dv_hash IS NOT NULL';
     IF cardinality(v_newer) > 0 THEN
       v_sql := v_sql || format(' AND NOT EXISTS (SELECT 1 FROM (%s) n WHERE n._dv_key = x._dv_key)', array_to_string(v_newer, ' UNION ALL '));
@@ -285,6 +295,15 @@ BEGIN
     v_parts := v_parts || v_sql;
     v_newer := v_newer || format('SELECT _dv_key FROM ONLY dv_rows.%I', v_level.rel);
   END LOOP;
+  IF p_restrict IS NOT NULL AND cardinality(v_parts) > 0 THEN
+    v_sel := '{}';
+    FOR v_i IN 1..coalesce(cardinality(v_names), 0) LOOP
+      v_sel := v_sel || format('w.%I', v_names[v_i]);
+    END LOOP;
+    v_sel := v_sel || ARRAY['w._dv_key', 'w._dv_hash', 'w._dv_count'];
+    RETURN format('SELECT %s FROM (%s) w WHERE w._dv_hash IS NOT NULL',
+      array_to_string(v_sel, ', '), array_to_string(v_parts, ' UNION ALL '));
+  END IF;
   IF cardinality(v_parts) = 0 THEN
     v_sel := '{}';
     FOR v_i IN 1..coalesce(cardinality(v_names), 0) LOOP
@@ -561,8 +580,12 @@ BEGIN
   SELECT string_agg(format('%I', n), ', ') INTO v_cols FROM unnest(p_names) n;
   EXECUTE format('INSERT INTO dv_rows.%I (%s, _dv_key, _dv_hash, _dv_count) SELECT %s, _dv_key, _dv_hash, _dv_count FROM %s',
     v_table, v_cols, v_cols, p_change);
+  GET DIAGNOSTICS v_delta_rows = ROW_COUNT;
   EXECUTE format('CREATE UNIQUE INDEX ON dv_rows.%I (_dv_key)', v_table);
-  EXECUTE format('ANALYZE dv_rows.%I', v_table);
+  -- Small deltas are planned well from their page count; statistics pay off on big ones.
+  IF v_delta_rows > 10000 THEN
+    EXECUTE format('ANALYZE dv_rows.%I', v_table);
+  END IF;
 
   IF v_keys IS NULL THEN
     EXECUTE format('SELECT coalesce(sum(greatest(_dv_count - _dv_old_count, 0)), 0), coalesce(sum(greatest(_dv_old_count - _dv_count, 0)), 0), 0::bigint,
@@ -819,15 +842,20 @@ BEGIN
       RAISE EXCEPTION '% staged row(s) for dataset "%" have a NULL key column, e.g. %', v_n, p_dataset, v_bad
         USING ERRCODE = 'not_null_violation', HINT = format('Key columns %s must be set in every row', array_to_string(v_keys, ', '));
     END IF;
-    EXECUTE format('SELECT count(*) OVER (), k FROM (SELECT min(%s::text)::jsonb AS k FROM pg_temp.dv_commit_e GROUP BY _dv_key HAVING count(*) > 1) d LIMIT 1',
+    -- Group by the key hash alone; build the readable key only for the reported duplicate.
+    EXECUTE format('SELECT d.n, (SELECT %s FROM pg_temp.dv_commit_e e WHERE e._dv_key = d._dv_key LIMIT 1)
+                    FROM (SELECT _dv_key, count(*) OVER () AS n FROM pg_temp.dv_commit_e GROUP BY _dv_key HAVING count(*) > 1 LIMIT 1) d',
       v_keyobj) INTO v_n, v_bad;
     IF v_bad IS NOT NULL THEN
       RAISE EXCEPTION 'staged rows for dataset "%" repeat key % (% duplicated key(s))', p_dataset, v_bad, v_n
         USING ERRCODE = 'unique_violation', HINT = 'Each key may appear once per commit; remove the duplicates';
     END IF;
   END IF;
-  CREATE UNIQUE INDEX ON pg_temp.dv_commit_e (_dv_key);
-  ANALYZE pg_temp.dv_commit_e;
+  -- No index on e: reads restricted to its keys drive index probes into the (indexed) delta tables.
+  SELECT count(*) INTO v_n FROM pg_temp.dv_commit_e;
+  IF v_n > 10000 THEN
+    ANALYZE pg_temp.dv_commit_e;
+  END IF;
 
   -- c: one row per key whose entry changes, with its old hash and count.
   v_csel := '{}';
@@ -849,7 +877,7 @@ BEGIN
     v_csel := v_csel || ARRAY['coalesce(e._dv_key, o._dv_key) AS _dv_key', 'e._dv_hash AS _dv_hash', 'coalesce(e._dv_count, 0) AS _dv_count'];
   ELSE
     v_old := dv_internal.read_sql(v_head, 'pg_temp.dv_commit_e', NULL);
-    IF p_mode = 'append' AND NOT v_keyless THEN
+    IF p_mode = 'append' AND NOT v_keyless AND cardinality(v_old_names) > 0 THEN
       EXECUTE format('SELECT count(*), min(%s::text)::jsonb FROM (%s) o', v_keyobj, v_old) INTO v_n, v_bad;
       IF v_n > 0 THEN
         RAISE EXCEPTION '% staged key(s) already exist in branch "%" of dataset "%", e.g. %', v_n, p_branch, p_dataset, v_bad
@@ -1084,7 +1112,10 @@ DECLARE
   v_keyo text;
 BEGIN
   v_with := format('WITH cand AS MATERIALIZED (%s), o AS MATERIALIZED (%s), n AS MATERIALIZED (%s) ',
-    dv_internal.candidates_sql(p_a, p_b), dv_internal.read_sql(p_a, 'cand'), dv_internal.read_sql(p_b, 'cand'));
+    dv_internal.candidates_sql(p_a, p_b),
+    -- A root version has no columns: read it with the other side's (all NULL, no rows).
+    dv_internal.read_sql(p_a, 'cand', CASE WHEN EXISTS (SELECT 1 FROM dv.version_columns c WHERE c.version_id = p_a) THEN p_a ELSE p_b END),
+    dv_internal.read_sql(p_b, 'cand', CASE WHEN EXISTS (SELECT 1 FROM dv.version_columns c WHERE c.version_id = p_b) THEN p_b ELSE p_a END));
   IF v_keys IS NULL THEN
     RETURN v_with || format($f$
       SELECT CASE WHEN coalesce(n._dv_count, 0) > coalesce(o._dv_count, 0) THEN 'added' ELSE 'removed' END AS change,
@@ -1323,7 +1354,7 @@ BEGIN
   -- The change relation against ours: keys whose result is theirs' entry (or a new count).
   FOR v_i IN 1..cardinality(v_names) LOOP
     IF v_names[v_i] = ANY (v_tcols) THEN
-      v_sel := v_sel || format('coalesce(t.%1$I, b.%1$I) AS %1$I', v_names[v_i]);
+      v_sel := v_sel || format('CASE WHEN t._dv_key IS NOT NULL THEN t.%1$I ELSE b.%1$I END AS %1$I', v_names[v_i]);
     ELSE
       v_sel := v_sel || format('NULL::%s AS %I', v_types[v_i], v_names[v_i]);
     END IF;
@@ -1340,7 +1371,7 @@ BEGIN
       WHERE m.take = 'count'$f$,
       dv_internal.read_sql(v_base, 'pg_temp.dv_merge_k', v_theirs), dv_internal.read_sql(v_ours, 'pg_temp.dv_merge_k', v_theirs),
       dv_internal.read_sql(v_theirs, 'pg_temp.dv_merge_k'),
-      (SELECT string_agg(format('coalesce(t.%1$I, b.%1$I, o.%1$I) AS %1$I', n), ', ') FROM unnest(v_names) n WHERE n = ANY (v_tcols))
+      (SELECT string_agg(format('CASE WHEN t._dv_key IS NOT NULL THEN t.%1$I WHEN b._dv_key IS NOT NULL THEN b.%1$I ELSE o.%1$I END AS %1$I', n), ', ') FROM unnest(v_names) n WHERE n = ANY (v_tcols))
         || coalesce(', ' || (SELECT string_agg(format('NULL::%s AS %I', v_types[array_position(v_names, n)], n), ', ') FROM unnest(v_names) n WHERE NOT (n = ANY (v_tcols))), ''));
   ELSE
     EXECUTE format($f$CREATE TEMP TABLE dv_merge_c ON COMMIT DROP AS
