@@ -17,7 +17,7 @@
  * mixes deletes with upserts, so one 1% change is two commits: an upsert (updates +
  * inserts) and a delete; the chain depth counts commits (versions), so --steps 20
  * gives depth 40. Prints a markdown report and writes it to bench/results/rows.md
- * (--quick: bench/results/rows-quick.md). Results are printed, not asserted.
+ * (--quick: rows-quick.md; another --rows: rows-<rows>.md). Results are printed, not asserted.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -658,7 +658,7 @@ async function main(): Promise<void> {
     out(recommend(reads.map((rd) => ({ depth: rd.depth, ratio: rd.ms / plainFor(rd.depth) })), afterCkptMs / plainRead40, ckpt.ms, changeMed))
     out()
 
-    const file = path.join(here, 'results', args.quick || args.rows < 5_000_000 ? 'rows-quick.md' : 'rows.md')
+    const file = path.join(here, 'results', args.quick ? 'rows-quick.md' : args.rows === 5_000_000 ? 'rows.md' : `rows-${args.rows}.md`)
     mkdirSync(path.dirname(file), { recursive: true })
     writeFileSync(file, `${lines.join('\n')}\n`)
     console.log(`\nwritten to ${path.relative(process.cwd(), file)}`)
