@@ -45,3 +45,8 @@ export {
   diffReport, diffRows, streamDiff, mergeRefs, showVersion,
   type DiffReport, type DiffCounts, type RowChange, type MergeResult, type MergeConflict, type VersionDetail,
 } from './api/history.js'
+export {
+  addFiles, checkoutFiles, catFile, putBlob, getBlob, storageStats,
+  type AddFilesInput, type AddFilesResult, type CheckoutFilesInput, type CheckoutFilesResult, type CatFileInput,
+  type PutBlobInput, type GetBlobInput, type BlobResult, type StorageStatsRow,
+} from './api/files.js'

@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Pgdv } from '../src/api/client.js'
 import { checkoutRows, type FileRow } from '../src/files/checkout.js'
 import { IngestSession, writeContentRows } from '../src/files/ingest.js'
+import { resolveStoreUrl, s3Settings } from '../src/files/store.js'
 import { walk } from '../src/files/walk.js'
+import { s3Flags } from '../src/commands/init.js'
 import { PackWriter, packKey } from '../src/packs/index.js'
 import { FsStore } from '../src/store/index.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
@@ -225,5 +227,31 @@ describe('walk: what add accepts', () => {
       clearInterval(timer)
       await session.abort()
     }
+  })
+})
+
+describe('store settings (pure)', () => {
+  it('resolves store URLs against the home', () => {
+    expect(resolveStoreUrl('/h', 'objects')).toBe('/h/objects')
+    expect(resolveStoreUrl('/h', 'file://objects')).toBe('/h/objects')
+    expect(resolveStoreUrl('/h', 'file:///data/o')).toBe('/data/o')
+    expect(resolveStoreUrl('/h', 's3://b/p')).toBe('s3://b/p')
+  })
+
+  it('environment overrides the recorded S3 settings', () => {
+    const cfg = { endpoint: 'http://a:9000', region: 'eu-west-1', forcePathStyle: true }
+    expect(s3Settings(cfg, {})).toEqual(cfg)
+    expect(s3Settings(cfg, { PGDV_S3_ENDPOINT: 'http://b:9000', PGDV_S3_REGION: 'us-east-2', PGDV_S3_FORCE_PATH_STYLE: 'false' })).toEqual({
+      endpoint: 'http://b:9000',
+      region: 'us-east-2',
+      forcePathStyle: false,
+    })
+    expect(s3Settings(undefined, { AWS_REGION: 'ap-south-1' })).toEqual({ endpoint: undefined, region: 'ap-south-1', forcePathStyle: undefined })
+  })
+
+  it('init records only the S3 flags given', () => {
+    expect(s3Flags({})).toBeUndefined()
+    expect(s3Flags({ 's3-endpoint': 'http://x:9000' })).toEqual({ endpoint: 'http://x:9000' })
+    expect(s3Flags({ 's3-region': 'r', 's3-path-style': false })).toEqual({ region: 'r', forcePathStyle: false })
   })
 })

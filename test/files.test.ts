@@ -155,6 +155,23 @@ describe('bad inputs', () => {
     await expect(checkoutFiles(pgdv, { dataset: 'pics', ref: 'main', out, force: true })).resolves.toMatchObject({ links: 1 })
   })
 
+  it('a full disk during checkout is reported as such, naming the file', async (ctx) => {
+    // A 1 MiB tmpfs needs root and mount rights; elsewhere the test is skipped.
+    const small = path.join(work, 'tiny-disk')
+    await fs.mkdir(small)
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small], { stdio: 'ignore' })
+    } catch {
+      ctx.skip()
+    }
+    try {
+      const err = await checkoutFiles(pgdv, { dataset: 'pics', ref: 'first', out: path.join(small, 'out') }).catch((e: Error & { hint?: string }) => e)
+      expect(err).toMatchObject({ message: expect.stringMatching(/the disk is full: could not write .*big\.bin/), hint: expect.stringMatching(/Free some space/) })
+    } finally {
+      execFileSync('umount', [small])
+    }
+  })
+
   it('refuses a table dataset, an unknown dataset and a missing path, with one line each', async () => {
     await cli(['dataset', 'create', 'tbl'], conn())
     const a = await cli(['add', 'tbl', work], conn())
