@@ -191,11 +191,12 @@ CREATE TABLE dv.lineage_edges (
   PRIMARY KEY (src, dst, relation),
   CHECK (src <> dst)
 );
--- (src, ...) is the primary key; walks upstream need (dst) with src alongside.
+-- (src, dst, relation) is the primary key: walks downstream read only that index. Walks
+-- upstream read (dst) with src and relation included, so they never visit the table.
 -- src and dst are dv.lineage_nodes ids. No foreign keys: their per-row checks (and row
 -- locks) were most of the cost of adding edges in bulk; dv_internal.lineage_link, the
 -- only writer, creates both nodes first, and nodes are never deleted by the API.
-CREATE INDEX lineage_edges_dst_idx ON dv.lineage_edges (dst, src);
+CREATE INDEX lineage_edges_dst_idx ON dv.lineage_edges (dst) INCLUDE (src, relation);
 COMMENT ON TABLE dv.lineage_edges IS 'Edges of the lineage graph, pointing downstream (src caused dst): derived_from, used_by, produced, ran, or a relation given by hand.';
 
 CREATE TABLE dv.openlineage_events (
@@ -377,23 +378,31 @@ BEGIN
       SELECT array_agg(x.id), array_agg(x.kind), array_agg(x.ref_id), array_agg(x.name), array_agg(x.relation), array_agg(x.path)
       INTO v_ids, v_kinds, v_refs, v_names, v_rels, v_paths
       FROM (
-        SELECT DISTINCT ON (n.id) n.id, n.kind, n.ref_id, n.name, e.relation, f.path || '>' || n.kind || ':' || n.ref_id AS path
-        FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
-        JOIN dv.lineage_edges e ON e.src = f.id
-        JOIN dv.lineage_nodes n ON n.id = e.dst
-        WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.dst)
-        ORDER BY n.id, f.ord
+        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, y.path || '>' || n.kind || ':' || n.ref_id AS path
+        FROM (
+          -- Deduplicated first, so the node table is read once per new node, not per edge.
+          SELECT DISTINCT ON (e.dst) e.dst AS id, e.relation, f.path
+          FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
+          JOIN dv.lineage_edges e ON e.src = f.id
+          WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.dst)
+          ORDER BY e.dst, f.ord
+        ) y
+        JOIN dv.lineage_nodes n ON n.id = y.id
       ) x;
     ELSE
       SELECT array_agg(x.id), array_agg(x.kind), array_agg(x.ref_id), array_agg(x.name), array_agg(x.relation), array_agg(x.path)
       INTO v_ids, v_kinds, v_refs, v_names, v_rels, v_paths
       FROM (
-        SELECT DISTINCT ON (n.id) n.id, n.kind, n.ref_id, n.name, e.relation, f.path || '>' || n.kind || ':' || n.ref_id AS path
-        FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
-        JOIN dv.lineage_edges e ON e.dst = f.id
-        JOIN dv.lineage_nodes n ON n.id = e.src
-        WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.src)
-        ORDER BY n.id, f.ord
+        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, y.path || '>' || n.kind || ':' || n.ref_id AS path
+        FROM (
+          -- Deduplicated first, so the node table is read once per new node, not per edge.
+          SELECT DISTINCT ON (e.src) e.src AS id, e.relation, f.path
+          FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
+          JOIN dv.lineage_edges e ON e.dst = f.id
+          WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.src)
+          ORDER BY e.src, f.ord
+        ) y
+        JOIN dv.lineage_nodes n ON n.id = y.id
       ) x;
     END IF;
     EXIT WHEN v_ids IS NULL;
