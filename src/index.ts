@@ -37,3 +37,16 @@ export {
 } from './api/lineage.js'
 export { toMermaid, toDot, toSvg, renderGraph, type LineageGraph, type GraphFormat } from './lineage/render.js'
 export type { Checkouts as ReproduceCheckouts } from './lineage/checkout.js'
+export {
+  commitFile, commitQuery, checkoutTable,
+  type CommitFileInput, type CommitQueryInput, type CommitOptions, type LoadResult, type CheckoutTableInput, type CheckoutResult,
+} from './api/load.js'
+export {
+  diffReport, diffRows, streamDiff, mergeRefs, showVersion,
+  type DiffReport, type DiffCounts, type RowChange, type MergeResult, type MergeConflict, type VersionDetail,
+} from './api/history.js'
+export {
+  addFiles, checkoutFiles, catFile, putBlob, getBlob, storageStats,
+  type AddFilesInput, type AddFilesResult, type CheckoutFilesInput, type CheckoutFilesResult, type CatFileInput,
+  type PutBlobInput, type GetBlobInput, type BlobResult, type StorageStatsRow,
+} from './api/files.js'

@@ -561,8 +561,12 @@ BEGIN
   SELECT string_agg(format('%I', n), ', ') INTO v_cols FROM unnest(p_names) n;
   EXECUTE format('INSERT INTO dv_rows.%I (%s, _dv_key, _dv_hash, _dv_count) SELECT %s, _dv_key, _dv_hash, _dv_count FROM %s',
     v_table, v_cols, v_cols, p_change);
+  GET DIAGNOSTICS v_delta_rows = ROW_COUNT;
   EXECUTE format('CREATE UNIQUE INDEX ON dv_rows.%I (_dv_key)', v_table);
-  EXECUTE format('ANALYZE dv_rows.%I', v_table);
+  -- Small deltas are planned well from their page count; statistics pay off on big ones.
+  IF v_delta_rows > 10000 THEN
+    EXECUTE format('ANALYZE dv_rows.%I', v_table);
+  END IF;
 
   IF v_keys IS NULL THEN
     EXECUTE format('SELECT coalesce(sum(greatest(_dv_count - _dv_old_count, 0)), 0), coalesce(sum(greatest(_dv_old_count - _dv_count, 0)), 0), 0::bigint,
@@ -826,8 +830,11 @@ BEGIN
         USING ERRCODE = 'unique_violation', HINT = 'Each key may appear once per commit; remove the duplicates';
     END IF;
   END IF;
-  CREATE UNIQUE INDEX ON pg_temp.dv_commit_e (_dv_key);
-  ANALYZE pg_temp.dv_commit_e;
+  -- No index on e: reads restricted to its keys drive index probes into the (indexed) delta tables.
+  SELECT count(*) INTO v_n FROM pg_temp.dv_commit_e;
+  IF v_n > 10000 THEN
+    ANALYZE pg_temp.dv_commit_e;
+  END IF;
 
   -- c: one row per key whose entry changes, with its old hash and count.
   v_csel := '{}';
@@ -849,7 +856,7 @@ BEGIN
     v_csel := v_csel || ARRAY['coalesce(e._dv_key, o._dv_key) AS _dv_key', 'e._dv_hash AS _dv_hash', 'coalesce(e._dv_count, 0) AS _dv_count'];
   ELSE
     v_old := dv_internal.read_sql(v_head, 'pg_temp.dv_commit_e', NULL);
-    IF p_mode = 'append' AND NOT v_keyless THEN
+    IF p_mode = 'append' AND NOT v_keyless AND cardinality(v_old_names) > 0 THEN
       EXECUTE format('SELECT count(*), min(%s::text)::jsonb FROM (%s) o', v_keyobj, v_old) INTO v_n, v_bad;
       IF v_n > 0 THEN
         RAISE EXCEPTION '% staged key(s) already exist in branch "%" of dataset "%", e.g. %', v_n, p_branch, p_dataset, v_bad
@@ -1084,7 +1091,10 @@ DECLARE
   v_keyo text;
 BEGIN
   v_with := format('WITH cand AS MATERIALIZED (%s), o AS MATERIALIZED (%s), n AS MATERIALIZED (%s) ',
-    dv_internal.candidates_sql(p_a, p_b), dv_internal.read_sql(p_a, 'cand'), dv_internal.read_sql(p_b, 'cand'));
+    dv_internal.candidates_sql(p_a, p_b),
+    -- A root version has no columns: read it with the other side's (all NULL, no rows).
+    dv_internal.read_sql(p_a, 'cand', CASE WHEN EXISTS (SELECT 1 FROM dv.version_columns c WHERE c.version_id = p_a) THEN p_a ELSE p_b END),
+    dv_internal.read_sql(p_b, 'cand', CASE WHEN EXISTS (SELECT 1 FROM dv.version_columns c WHERE c.version_id = p_b) THEN p_b ELSE p_a END));
   IF v_keys IS NULL THEN
     RETURN v_with || format($f$
       SELECT CASE WHEN coalesce(n._dv_count, 0) > coalesce(o._dv_count, 0) THEN 'added' ELSE 'removed' END AS change,
@@ -1323,7 +1333,7 @@ BEGIN
   -- The change relation against ours: keys whose result is theirs' entry (or a new count).
   FOR v_i IN 1..cardinality(v_names) LOOP
     IF v_names[v_i] = ANY (v_tcols) THEN
-      v_sel := v_sel || format('coalesce(t.%1$I, b.%1$I) AS %1$I', v_names[v_i]);
+      v_sel := v_sel || format('CASE WHEN t._dv_key IS NOT NULL THEN t.%1$I ELSE b.%1$I END AS %1$I', v_names[v_i]);
     ELSE
       v_sel := v_sel || format('NULL::%s AS %I', v_types[v_i], v_names[v_i]);
     END IF;
@@ -1340,7 +1350,7 @@ BEGIN
       WHERE m.take = 'count'$f$,
       dv_internal.read_sql(v_base, 'pg_temp.dv_merge_k', v_theirs), dv_internal.read_sql(v_ours, 'pg_temp.dv_merge_k', v_theirs),
       dv_internal.read_sql(v_theirs, 'pg_temp.dv_merge_k'),
-      (SELECT string_agg(format('coalesce(t.%1$I, b.%1$I, o.%1$I) AS %1$I', n), ', ') FROM unnest(v_names) n WHERE n = ANY (v_tcols))
+      (SELECT string_agg(format('CASE WHEN t._dv_key IS NOT NULL THEN t.%1$I WHEN b._dv_key IS NOT NULL THEN b.%1$I ELSE o.%1$I END AS %1$I', n), ', ') FROM unnest(v_names) n WHERE n = ANY (v_tcols))
         || coalesce(', ' || (SELECT string_agg(format('NULL::%s AS %I', v_types[array_position(v_names, n)], n), ', ') FROM unnest(v_names) n WHERE NOT (n = ANY (v_tcols))), ''));
   ELSE
     EXECUTE format($f$CREATE TEMP TABLE dv_merge_c ON COMMIT DROP AS
