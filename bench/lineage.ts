@@ -21,7 +21,7 @@ import { Pgdv } from '../src/api/client.js'
 import { ingestOpenLineageFile } from '../src/api/lineage.js'
 import { ensureEmbeddedRunning } from '../src/db/connect.js'
 import { openDb } from '../src/db/db.js'
-import { embeddedUrl, stopEmbedded } from '../src/db/embedded.js'
+import { embeddedPaths, embeddedUrl, stopEmbedded } from '../src/db/embedded.js'
 import { migrate } from '../src/db/migrate.js'
 
 const args = process.argv.slice(2)
@@ -33,6 +33,10 @@ const quick = args.includes('--quick')
 const scale = Number(flag('--scale') ?? (quick ? 0.05 : 1))
 const samples = { walk: quick ? 100 : 500, impact: quick ? 50 : 200, graph: quick ? 20 : 100, naive: quick ? 5 : 10 }
 const olEvents = quick ? 4_000 : 20_000
+// --only walks|ingest runs one half; --explain logs the plans of slow ingest statements
+// (auto_explain, nested) into the embedded server's log and prints them.
+const only = flag('--only')
+const explain = args.includes('--explain')
 
 const D = Math.max(10, Math.round(1000 * scale)) // datasets
 const K = 10 // versions per dataset
@@ -77,12 +81,14 @@ async function main() {
   const root = fileURLToPath(new URL('..', import.meta.url))
   let adminUrl = flag('--database-url') ?? process.env.PGDV_BENCH_DATABASE_URL
   let stop = async () => {}
+  let serverLog: string | undefined
   if (!adminUrl) {
     const base = await fs.mkdtemp(path.join(os.tmpdir(), 'pgdv-bench-'))
     await fs.chmod(base, 0o755)
     const home = path.join(base, 'home')
     const settings = await ensureEmbeddedRunning(home)
     adminUrl = embeddedUrl(settings, 'postgres')
+    serverLog = embeddedPaths(home).log
     stop = async () => {
       await stopEmbedded(home)
       await fs.rm(base, { recursive: true, force: true })
@@ -200,6 +206,7 @@ async function main() {
   const line = (r: (typeof rows)[number]) => console.log(`${r.query.padEnd(44)} ${r.ours.padEnd(26)} ${r.peer.padEnd(34)} ${r.ratio.padEnd(8)} ${r.bar.padEnd(22)} ${r.ok}  ${r.detail}`)
   console.log(`${'query'.padEnd(44)} ${'pgdv (p50 / p99)'.padEnd(26)} ${'naive CTE, no indexes (p50 / p99)'.padEnd(34)} ${'ratio'.padEnd(8)} ${'bar'.padEnd(22)} ok`)
 
+  if (only !== 'ingest') {
   await c.query("SET statement_timeout = '15s'")
   for (const [label, fn, naive, start] of [
     ['upstream of a model version, depth 10', 'lineage_upstream', naiveUp, mvStart],
@@ -270,8 +277,10 @@ async function main() {
     rows.push(r)
     line(r)
   }
+  }
   await c.query('RESET statement_timeout')
 
+  if (only !== 'walks') {
   // OpenLineage ingest through the CLI's path: a JSONL file streamed in batches of 1,000.
   {
     const file = path.join(os.tmpdir(), `pgdv-bench-ol-${process.pid}.jsonl`)
@@ -294,6 +303,11 @@ async function main() {
       out.write(`${JSON.stringify({ eventType: 'COMPLETE', eventTime: new Date(1767225600000 + i * 1000 + 500).toISOString(), ...base })}\n`)
     }
     await new Promise<void>((resolve) => out.end(resolve))
+    if (explain) {
+      await c.query(`ALTER DATABASE ${pg.escapeIdentifier(dbName)} SET session_preload_libraries = 'auto_explain'`)
+      await c.query(`ALTER DATABASE ${pg.escapeIdentifier(dbName)} SET auto_explain.log_min_duration = 5`)
+      await c.query(`ALTER DATABASE ${pg.escapeIdentifier(dbName)} SET auto_explain.log_nested_statements = on`)
+    }
     const pgdv = await Pgdv.open({ databaseUrl: url, env: {}, home: os.tmpdir() })
     let t = performance.now()
     const first = await ingestOpenLineageFile(pgdv, file)
@@ -303,6 +317,10 @@ async function main() {
     const rateDup = again.received / ((performance.now() - t) / 1000)
     await pgdv.close()
     await fs.rm(file, { force: true })
+    if (explain && serverLog) {
+      const text = await fs.readFile(serverLog, 'utf8')
+      console.log(text.split('\n').filter((l) => /duration: |->|Query Text/.test(l)).slice(-400).join('\n'))
+    }
     const r = {
       query: 'OpenLineage ingest (JSONL, batches of 1,000)',
       ours: `${Math.round(rate).toLocaleString('en-US')} events/s`,
@@ -316,6 +334,7 @@ async function main() {
     line(r)
   }
 
+  }
   await c.end()
   await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(dbName)} WITH (FORCE)`)
   await admin.end()

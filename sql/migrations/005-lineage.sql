@@ -191,11 +191,12 @@ CREATE TABLE dv.lineage_edges (
   PRIMARY KEY (src, dst, relation),
   CHECK (src <> dst)
 );
--- (src, ...) is the primary key; walks upstream need (dst) with src alongside.
+-- (src, dst, relation) is the primary key: walks downstream read only that index. Walks
+-- upstream read (dst) with src and relation included, so they never visit the table.
 -- src and dst are dv.lineage_nodes ids. No foreign keys: their per-row checks (and row
 -- locks) were most of the cost of adding edges in bulk; dv_internal.lineage_link, the
 -- only writer, creates both nodes first, and nodes are never deleted by the API.
-CREATE INDEX lineage_edges_dst_idx ON dv.lineage_edges (dst, src);
+CREATE INDEX lineage_edges_dst_idx ON dv.lineage_edges (dst) INCLUDE (src, relation);
 COMMENT ON TABLE dv.lineage_edges IS 'Edges of the lineage graph, pointing downstream (src caused dst): derived_from, used_by, produced, ran, or a relation given by hand.';
 
 CREATE TABLE dv.openlineage_events (
@@ -274,26 +275,21 @@ AS $$
 DECLARE
   v_n bigint;
 BEGIN
-  -- Names set-based (joins), not one dv_internal.lineage_node_name call per node.
+  -- Names by inline sub-selects (an index lookup in the one table of the node's kind),
+  -- not one dv_internal.lineage_node_name call per node, nor joins the planner may turn
+  -- into scans of whole tables for a handful of nodes.
   INSERT INTO dv.lineage_nodes (kind, ref_id, name)
   SELECT x.kind, x.ref_id,
          coalesce(CASE x.kind
-                    WHEN 'dataset_version' THEN ds.name || '@v' || x.ref_id
-                    WHEN 'run' THEN coalesce(r.name, 'run') || ' #' || x.ref_id
-                    WHEN 'model_version' THEN m.name || ' v' || mv.version
-                    WHEN 'job' THEN j.namespace || ' ' || j.name
-                    WHEN 'external_dataset' THEN xd.namespace || ' ' || xd.name
+                    WHEN 'dataset_version' THEN (SELECT ds.name || '@v' || v.id FROM dv.versions v JOIN dv.datasets ds ON ds.id = v.dataset_id WHERE v.id = x.ref_id)
+                    WHEN 'run' THEN (SELECT coalesce(r.name, 'run') || ' #' || r.id FROM dv.runs r WHERE r.id = x.ref_id)
+                    WHEN 'model_version' THEN (SELECT m.name || ' v' || mv.version FROM dv.model_versions mv JOIN dv.models m ON m.id = mv.model_id WHERE mv.id = x.ref_id)
+                    WHEN 'job' THEN (SELECT j.namespace || ' ' || j.name FROM dv.jobs j WHERE j.id = x.ref_id)
+                    WHEN 'external_dataset' THEN (SELECT xd.namespace || ' ' || xd.name FROM dv.external_datasets xd WHERE xd.id = x.ref_id)
                   END, x.kind || ' ' || x.ref_id)
   FROM (SELECT p_src_kind AS kind, s AS ref_id FROM unnest(p_src) s WHERE s IS NOT NULL
         UNION
         SELECT p_dst_kind, d FROM unnest(p_dst) d WHERE d IS NOT NULL) x
-  LEFT JOIN dv.versions v ON x.kind = 'dataset_version' AND v.id = x.ref_id
-  LEFT JOIN dv.datasets ds ON ds.id = v.dataset_id
-  LEFT JOIN dv.runs r ON x.kind = 'run' AND r.id = x.ref_id
-  LEFT JOIN dv.model_versions mv ON x.kind = 'model_version' AND mv.id = x.ref_id
-  LEFT JOIN dv.models m ON m.id = mv.model_id
-  LEFT JOIN dv.jobs j ON x.kind = 'job' AND j.id = x.ref_id
-  LEFT JOIN dv.external_datasets xd ON x.kind = 'external_dataset' AND xd.id = x.ref_id
   WHERE NOT EXISTS (SELECT 1 FROM dv.lineage_nodes n WHERE n.kind = x.kind AND n.ref_id = x.ref_id)
   ON CONFLICT (kind, ref_id) DO NOTHING;
 
@@ -377,23 +373,31 @@ BEGIN
       SELECT array_agg(x.id), array_agg(x.kind), array_agg(x.ref_id), array_agg(x.name), array_agg(x.relation), array_agg(x.path)
       INTO v_ids, v_kinds, v_refs, v_names, v_rels, v_paths
       FROM (
-        SELECT DISTINCT ON (n.id) n.id, n.kind, n.ref_id, n.name, e.relation, f.path || '>' || n.kind || ':' || n.ref_id AS path
-        FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
-        JOIN dv.lineage_edges e ON e.src = f.id
-        JOIN dv.lineage_nodes n ON n.id = e.dst
-        WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.dst)
-        ORDER BY n.id, f.ord
+        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, y.path || '>' || n.kind || ':' || n.ref_id AS path
+        FROM (
+          -- Deduplicated first, so the node table is read once per new node, not per edge.
+          SELECT DISTINCT ON (e.dst) e.dst AS id, e.relation, f.path
+          FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
+          JOIN dv.lineage_edges e ON e.src = f.id
+          WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.dst)
+          ORDER BY e.dst, f.ord
+        ) y
+        JOIN dv.lineage_nodes n ON n.id = y.id
       ) x;
     ELSE
       SELECT array_agg(x.id), array_agg(x.kind), array_agg(x.ref_id), array_agg(x.name), array_agg(x.relation), array_agg(x.path)
       INTO v_ids, v_kinds, v_refs, v_names, v_rels, v_paths
       FROM (
-        SELECT DISTINCT ON (n.id) n.id, n.kind, n.ref_id, n.name, e.relation, f.path || '>' || n.kind || ':' || n.ref_id AS path
-        FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
-        JOIN dv.lineage_edges e ON e.dst = f.id
-        JOIN dv.lineage_nodes n ON n.id = e.src
-        WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.src)
-        ORDER BY n.id, f.ord
+        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, y.path || '>' || n.kind || ':' || n.ref_id AS path
+        FROM (
+          -- Deduplicated first, so the node table is read once per new node, not per edge.
+          SELECT DISTINCT ON (e.src) e.src AS id, e.relation, f.path
+          FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
+          JOIN dv.lineage_edges e ON e.dst = f.id
+          WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.src)
+          ORDER BY e.src, f.ord
+        ) y
+        JOIN dv.lineage_nodes n ON n.id = y.id
       ) x;
     END IF;
     EXIT WHEN v_ids IS NULL;
@@ -1566,8 +1570,14 @@ BEGIN
     SELECT it.ord, it.part, it.side, it.idx, ds.name AS dataset, coalesce(nullif(substr(it.nm, length(ds.name) + 2), ''), it.ver, 'main') AS ref
     FROM items it JOIN dv.datasets ds ON ds.name = split_part(it.nm, '@', 1)
   ), pairs AS (
-    SELECT d.dataset, d.ref, dv_internal.try_resolve_ref(d.dataset, d.ref) AS vid
+    -- Branches, tags and version ids by joins; only REF~N goes through try_resolve_ref.
+    SELECT d.dataset, d.ref,
+           coalesce(r.version_id, v.id, CASE WHEN position('~' IN d.ref) > 0 THEN dv_internal.try_resolve_ref(d.dataset, d.ref) END) AS vid
     FROM (SELECT DISTINCT pg.dataset, pg.ref FROM pg) d
+    JOIN dv.datasets ds ON ds.name = d.dataset
+    LEFT JOIN dv.refs r ON r.dataset_id = ds.id AND r.name = d.ref
+    LEFT JOIN dv.versions v ON r.version_id IS NULL AND v.dataset_id = ds.id AND v.status = 'committed'
+                           AND v.id = CASE WHEN d.ref ~ '^v?[0-9]{1,18}$' THEN ltrim(d.ref, 'v')::bigint END
   )
   SELECT array_agg(pairs.dataset), array_agg(pairs.ref), array_agg(pairs.vid) INTO v_pg_ds, v_pg_ref, v_pg_vid FROM pairs;
   IF v_pg_vid IS NOT NULL AND array_position(v_pg_vid, NULL) IS NOT NULL THEN
@@ -1652,7 +1662,7 @@ BEGIN
   WITH io AS (
     SELECT r.id AS run_id, d.direction, d.x ->> 'namespace' AS ns, d.x ->> 'name' AS nm, d.x #>> '{facets,version,datasetVersion}' AS ver, d.x -> 'facets' AS facets
     FROM dv.openlineage_events ev
-    JOIN dv.runs r ON r.external_id = ev.run_external_id
+    CROSS JOIN LATERAL (SELECT r0.id FROM dv.runs r0 WHERE r0.external_id = ev.run_external_id) r
     CROSS JOIN LATERAL (
       SELECT 'input'::text AS direction, x FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ev.event -> 'inputs') = 'array' THEN ev.event -> 'inputs' ELSE '[]' END) x
       UNION ALL
@@ -1688,7 +1698,7 @@ BEGIN
   FROM (
     SELECT array_agg(x.id) AS src, array_agg(r.id) AS dst
     FROM dv.openlineage_events ev
-    JOIN dv.runs r ON r.external_id = ev.run_external_id
+    CROSS JOIN LATERAL (SELECT r0.id FROM dv.runs r0 WHERE r0.external_id = ev.run_external_id) r
     CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(ev.event -> 'inputs') = 'array' THEN ev.event -> 'inputs' ELSE '[]' END) i
     JOIN dv.external_datasets x ON x.namespace = i ->> 'namespace' AND x.name = i ->> 'name'
     WHERE ev.id = ANY (v_new)
@@ -1697,7 +1707,7 @@ BEGIN
   FROM (
     SELECT array_agg(r.id) AS src, array_agg(x.id) AS dst
     FROM dv.openlineage_events ev
-    JOIN dv.runs r ON r.external_id = ev.run_external_id
+    CROSS JOIN LATERAL (SELECT r0.id FROM dv.runs r0 WHERE r0.external_id = ev.run_external_id) r
     CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(ev.event -> 'outputs') = 'array' THEN ev.event -> 'outputs' ELSE '[]' END) o
     JOIN dv.external_datasets x ON x.namespace = o ->> 'namespace' AND x.name = o ->> 'name'
     WHERE ev.id = ANY (v_new)
