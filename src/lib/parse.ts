@@ -11,3 +11,26 @@ export function parseKeyColumns(flag: string | undefined): string[] | undefined 
   }
   return cols
 }
+
+/** --delimiter/--quote/--escape: one character; \t and "tab" name a TAB. */
+export function parseCharFlag(flag: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  const v = value === '\\t' || value.toLowerCase() === 'tab' ? '\t' : value
+  if (v.length !== 1) throw new PgdvError(`--${flag} "${value}" must be one character`, { hint: `e.g. --${flag} ';' or --${flag} '\\t'` })
+  return v
+}
+
+export type LoadSource = { kind: 'file'; file: string } | { kind: 'query'; query: string } | { kind: 'table'; table: string }
+
+/** Exactly one of FILE, --from-query, --from-table. */
+export function parseLoadSource(file: string | undefined, query: string | undefined, table: string | undefined): LoadSource {
+  const given = [file !== undefined, query !== undefined, table !== undefined].filter(Boolean).length
+  if (given !== 1) {
+    throw new PgdvError(given === 0 ? 'nothing to commit: give a FILE, --from-query SQL or --from-table NAME' : 'give only one of FILE, --from-query and --from-table', {
+      hint: 'e.g. pgdv commit flights flights.csv, or pgdv commit flights --from-query "SELECT * FROM staging.flights"',
+    })
+  }
+  if (file !== undefined) return { kind: 'file', file }
+  if (query !== undefined) return { kind: 'query', query }
+  return { kind: 'table', table: table! }
+}
