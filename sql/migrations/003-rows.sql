@@ -813,19 +813,18 @@ BEGIN
   END LOOP;
   DROP TABLE IF EXISTS pg_temp.dv_commit_e;
   DROP TABLE IF EXISTS pg_temp.dv_commit_c;
-  IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_hash' AND a.atttypid = 'bytea'::regtype) THEN
-    -- A loader may fill _dv_hash itself (src/rows computes the same bytes); NULLs are hashed here.
-    EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS SELECT x.*, %s AS _dv_key, coalesce(x._dv_given, %s) AS _dv_hash, 1::bigint AS _dv_count
-                    FROM (SELECT %s, s._dv_hash AS _dv_given FROM %s s) x',
-      CASE WHEN v_keyless THEN 'NULL::bytea' ELSE dv_internal.hash_sql('x', v_keys, (SELECT array_agg(v_types[array_position(v_names, k)]) FROM unnest(v_keys) k)) END,
-      dv_internal.hash_sql('x', v_names, v_types), array_to_string(v_sel, ', '), p_staging);
-    ALTER TABLE pg_temp.dv_commit_e DROP COLUMN _dv_given;
-  ELSE
-    EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS SELECT x.*, %s AS _dv_key, %s AS _dv_hash, 1::bigint AS _dv_count
-                    FROM (SELECT %s FROM %s s) x',
-      CASE WHEN v_keyless THEN 'NULL::bytea' ELSE dv_internal.hash_sql('x', v_keys, (SELECT array_agg(v_types[array_position(v_names, k)]) FROM unnest(v_keys) k)) END,
-      dv_internal.hash_sql('x', v_names, v_types), array_to_string(v_sel, ', '), p_staging);
-  END IF;
+  -- A loader may fill _dv_hash (and, keyed, _dv_key) itself with the bytes src/rows
+  -- computes, to hash in parallel with COPY; NULLs (and absent columns) are hashed here.
+  v_sel := v_sel
+    || CASE WHEN EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_hash' AND a.atttypid = 'bytea'::regtype AND NOT a.attisdropped)
+            THEN 's._dv_hash AS _dv_given_hash' ELSE 'NULL::bytea AS _dv_given_hash' END
+    || CASE WHEN NOT v_keyless AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_key' AND a.atttypid = 'bytea'::regtype AND NOT a.attisdropped)
+            THEN 's._dv_key AS _dv_given_key' ELSE 'NULL::bytea AS _dv_given_key' END;
+  EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS SELECT %s, coalesce(x._dv_given_key, %s) AS _dv_key, coalesce(x._dv_given_hash, %s) AS _dv_hash, 1::bigint AS _dv_count
+                  FROM (SELECT %s FROM %s s) x',
+    (SELECT string_agg(format('x.%I', n), ', ') FROM unnest(v_names) n),
+    CASE WHEN v_keyless THEN 'NULL::bytea' ELSE dv_internal.hash_sql('x', v_keys, (SELECT array_agg(v_types[array_position(v_names, k)]) FROM unnest(v_keys) k)) END,
+    dv_internal.hash_sql('x', v_names, v_types), array_to_string(v_sel, ', '), p_staging);
 
   IF v_keyless THEN
     -- Identity = row hash; duplicates become one entry with a count.
@@ -904,10 +903,16 @@ BEGIN
     END IF;
   END IF;
   v_csel := v_csel || ARRAY['o._dv_hash AS _dv_old_hash', 'coalesce(o._dv_count, 0) AS _dv_old_count'];
-  EXECUTE format('CREATE TEMP TABLE dv_commit_c ON COMMIT DROP AS SELECT %s FROM %s WHERE %s',
-    array_to_string(v_csel, ', '), v_from, v_where);
-  -- The keyless append/delete joins above also emit keys whose count did not change.
-  DELETE FROM pg_temp.dv_commit_c c WHERE c._dv_count = c._dv_old_count AND c._dv_hash IS NOT DISTINCT FROM c._dv_old_hash;
+  IF cardinality(v_old_names) = 0 AND p_mode <> 'delete' THEN
+    -- First commit on an empty root: every staged entry is new; reuse e instead of copying it.
+    ALTER TABLE pg_temp.dv_commit_e RENAME TO dv_commit_c;
+    ALTER TABLE pg_temp.dv_commit_c ADD COLUMN _dv_old_hash bytea, ADD COLUMN _dv_old_count bigint NOT NULL DEFAULT 0;
+  ELSE
+    EXECUTE format('CREATE TEMP TABLE dv_commit_c ON COMMIT DROP AS SELECT %s FROM %s WHERE %s',
+      array_to_string(v_csel, ', '), v_from, v_where);
+    -- The keyless append/delete joins above also emit keys whose count did not change.
+    DELETE FROM pg_temp.dv_commit_c c WHERE c._dv_count = c._dv_old_count AND c._dv_hash IS NOT DISTINCT FROM c._dv_old_hash;
+  END IF;
   SELECT count(*) INTO v_n FROM pg_temp.dv_commit_c;
 
   IF v_n = 0 AND NOT coalesce(p_force, false) AND v_names = v_head_names THEN
@@ -928,7 +933,7 @@ BEGIN
   IF p_tag IS NOT NULL THEN
     PERFORM dv.tag_create(p_dataset, p_tag, v_res.version_id::text);
   END IF;
-  DROP TABLE pg_temp.dv_commit_e;
+  DROP TABLE IF EXISTS pg_temp.dv_commit_e;
   DROP TABLE pg_temp.dv_commit_c;
   IF v_registered THEN
     EXECUTE 'DELETE FROM pg_temp.dv_staging_registry WHERE relid = $1' USING p_staging::oid;

@@ -8,6 +8,8 @@ import { ensureWritableHome, type PgdvConfig, readConfig, resolveHome, writeConf
 import { migrate, migrationStatus } from '../db/migrate.js'
 import { toPgdvError } from '../lib/errors.js'
 import { probeStore, resolveStoreSpec } from './store.js'
+import { parseStoreSpec, StoreError } from '../store/index.js'
+import { storeError } from '../files/store.js'
 
 export interface InitOptions {
   home?: string
@@ -40,7 +42,17 @@ export async function init(opts: InitOptions = {}): Promise<InitResult> {
     // Record what init chose; an embedded setup was recorded when it was created.
     const cfg: PgdvConfig = (await readConfig(home)) ?? { format: 1, database: { mode: 'env' }, store: { url: 'objects' } }
     if (db.connection.source === 'flag' && opts.databaseUrl) cfg.database = { mode: 'url', url: opts.databaseUrl }
-    if (opts.store) cfg.store = { url: opts.store, s3: opts.s3 ?? cfg.store.s3 }
+    if (opts.store) {
+      // Refuse a malformed spec before recording it (bucket name, endpoint, scheme).
+      if (/^s3:/i.test(opts.store)) {
+        try {
+          parseStoreSpec(opts.store, { ...opts.s3 }, {})
+        } catch (e) {
+          throw e instanceof StoreError ? storeError(e) : e
+        }
+      }
+      cfg.store = { url: opts.store, s3: opts.s3 ?? cfg.store.s3 }
+    } else if (opts.s3) cfg.store = { ...cfg.store, s3: { ...cfg.store.s3, ...opts.s3 } }
     await writeConfig(home, cfg)
     const storeSpec = resolveStoreSpec(home, cfg.store.url)
     if (storeSpec.startsWith('/')) await fs.mkdir(storeSpec, { recursive: true })

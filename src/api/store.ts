@@ -5,6 +5,8 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { toPgdvError } from '../lib/errors.js'
 import type { PgdvConfig } from '../db/home.js'
+import { s3Settings, storeError } from '../files/store.js'
+import { openStore, StoreError } from '../store/index.js'
 
 /** A relative folder in config.json is relative to the home folder. */
 export function resolveStoreSpec(home: string, spec: string): string {
@@ -21,7 +23,8 @@ export interface ProbeResult {
   hint?: string
 }
 
-export async function probeStore(spec: string, _s3: PgdvConfig['store']['s3'], _env: NodeJS.ProcessEnv): Promise<ProbeResult> {
+export async function probeStore(spec: string, s3: PgdvConfig['store']['s3'], env: NodeJS.ProcessEnv): Promise<ProbeResult> {
+  if (/^s3:\/\//i.test(spec)) return probeS3(spec, s3, env)
   if (spec.startsWith('/')) {
     const probe = path.join(spec, `.probe-${randomBytes(6).toString('hex')}`)
     try {
@@ -37,4 +40,31 @@ export async function probeStore(spec: string, _s3: PgdvConfig['store']['s3'], _
     }
   }
   return { ok: false, detail: `${spec}: this store kind is not supported yet`, hint: 'Use a filesystem folder' }
+}
+
+/** Bucket reachable, then write, read back, list and delete a probe object. */
+async function probeS3(spec: string, cfg: PgdvConfig['store']['s3'], env: NodeJS.ProcessEnv): Promise<ProbeResult> {
+  const s = s3Settings(cfg, env)
+  let store
+  try {
+    store = openStore(spec, {
+      endpoint: s.endpoint,
+      region: s.region ?? 'us-east-1',
+      forcePathStyle: s.forcePathStyle,
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+      maxAttempts: 2,
+    })
+  } catch (e) {
+    const err = e instanceof StoreError ? storeError(e) : toPgdvError(e)
+    return { ok: false, detail: `${spec}: ${err.message}`, hint: err.hint }
+  }
+  try {
+    const r = await store.probe()
+    if (r.ok) return { ok: true, detail: `${store.describe()}: bucket reachable; write, read, list, delete ok (${Math.round(r.ms)} ms)` }
+    const err = storeError(r.failed!.error)
+    return { ok: false, detail: `${store.describe()}: probe ${r.failed!.step} failed: ${err.message}`, hint: err.hint }
+  } finally {
+    await store.close?.()
+  }
 }

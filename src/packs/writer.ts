@@ -56,6 +56,12 @@ export interface PackWriterOptions {
    * it, which gives backpressure.
    */
   onPack?: (pack: SealedPack) => void | Promise<void>;
+  /**
+   * Called once per sealed pack before its upload starts (awaited; a rejection fails
+   * the writer and nothing is uploaded). Ingest records the pack here, so a pack that
+   * reaches the store but is never registered (a crash in between) stays findable.
+   */
+  onSeal?: (pack: SealedPack) => void | Promise<void>;
 }
 
 interface OpenPack {
@@ -64,6 +70,17 @@ interface OpenPack {
   hash: ReturnType<typeof createHash>;
   size: number;
   entries: PackEntry[];
+  /** Chunks not yet written to the temp file: small chunks are written in ~1 MiB pieces, not one write each. */
+  pending: Uint8Array[];
+  pendingBytes: number;
+}
+
+const WRITE_BATCH = 1024 * 1024;
+
+async function writeAll(fh: FileHandle, bufs: Uint8Array[]): Promise<void> {
+  const data = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
+  let off = 0;
+  while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
 }
 
 export class PackWriter {
@@ -72,6 +89,7 @@ export class PackWriter {
   private readonly targetSize: number;
   private readonly maxUploads: number;
   private readonly onPack?: (pack: SealedPack) => void | Promise<void>;
+  private readonly onSeal?: (pack: SealedPack) => void | Promise<void>;
   private current: OpenPack | undefined;
   /** Per sealed pack: its upload then its onPack call; oldest first. */
   private pending: Promise<void>[] = [];
@@ -93,6 +111,7 @@ export class PackWriter {
     this.targetSize = options.targetSize ?? DEFAULT_PACK_TARGET_SIZE;
     this.maxUploads = options.maxUploads ?? 2;
     this.onPack = options.onPack;
+    this.onSeal = options.onSeal;
     if (!Number.isSafeInteger(this.targetSize) || this.targetSize <= 0) {
       throw new RangeError(`pack targetSize=${this.targetSize} is invalid: give a positive byte count (default ${DEFAULT_PACK_TARGET_SIZE})`);
     }
@@ -119,8 +138,9 @@ export class PackWriter {
     if (this.seen.has(hash)) return false;
     this.seen.add(hash);
     const p = this.current ?? (this.current = await this.openPack());
-    let off = 0;
-    while (off < data.length) off += (await p.fh.write(data, off, data.length - off)).bytesWritten;
+    p.pending.push(data);
+    p.pendingBytes += data.length;
+    if (p.pendingBytes >= WRITE_BATCH) await this.drain(p);
     p.hash.update(data);
     p.entries.push({ hash, offset: p.size, length: data.length });
     p.size += data.length;
@@ -157,12 +177,20 @@ export class PackWriter {
     await mkdir(this.tempDir, { recursive: true });
     const file = path.join(this.tempDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
     const fh = await open(file, 'wx');
-    return { file, fh, hash: createHash('sha256'), size: 0, entries: [] };
+    return { file, fh, hash: createHash('sha256'), size: 0, entries: [], pending: [], pendingBytes: 0 };
+  }
+
+  private async drain(p: OpenPack): Promise<void> {
+    const bufs = p.pending;
+    p.pending = [];
+    p.pendingBytes = 0;
+    if (bufs.length) await writeAll(p.fh, bufs);
   }
 
   private async seal(): Promise<void> {
     const p = this.current!;
     this.current = undefined;
+    await this.drain(p);
     const json = Buffer.from(JSON.stringify({ v: 1, chunks: p.entries.map((e) => [e.hash, e.offset, e.length]) }));
     const trailer = Buffer.alloc(PACK_TRAILER_SIZE);
     trailer.writeUInt32LE(json.length, 0);
@@ -180,6 +208,15 @@ export class PackWriter {
       if (this.failure !== undefined) {
         await unlink(p.file).catch(() => undefined);
         throw this.failure;
+      }
+    }
+    if (this.onSeal) {
+      try {
+        await this.onSeal(pack);
+      } catch (e) {
+        await unlink(p.file).catch(() => undefined);
+        this.fail(e);
+        throw e;
       }
     }
     const upload = this.upload(p.file, pack);

@@ -1,0 +1,376 @@
+/**
+ * Ingest: files → content-defined chunks → packs in the object store → index rows
+ * in PostgreSQL. The version itself is made by the caller (src/api/files.ts) once
+ * finish() returned, so the write order is always
+ *
+ *   pack recorded (session_packs, 'uploading') → pack uploaded → pack + chunk rows
+ *   registered (one transaction) → contents + version (one transaction).
+ *
+ * A process killed anywhere leaves no version; the next run asks PostgreSQL which
+ * chunks are stored (dv.missing_chunks, one round trip per batch) and uploads only
+ * the rest, and registers packs an earlier run uploaded but never registered (from
+ * the pack's own footer). Chunks are never looked up in the object store.
+ */
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import { open, stat } from 'node:fs/promises';
+import type pg from 'pg';
+import { ChunkFileError, ChunkPool, DEFAULT_CHUNKER_OPTIONS, type ChunkerOptions } from '../chunking/index.js';
+import type { Db } from '../db/db.js';
+import { PgdvError, toPgdvError } from '../lib/errors.js';
+import { PackWriter, packKey, readPackIndex, type SealedPack } from '../packs/index.js';
+import { StoreError, type ObjectStore } from '../store/index.js';
+import { copyRows } from './copy.js';
+import { storeError } from './store.js';
+import type { WalkEntry } from './walk.js';
+
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+export interface IngestOptions {
+  db: Db;
+  store: ObjectStore;
+  /** Folder for packs being filled (under the pgdv home). */
+  tempDir: string;
+  datasetId?: string | null;
+  purpose: 'add' | 'blob';
+  chunker?: ChunkerOptions;
+  /** Chunking worker threads (default: cores, at most 4). */
+  workers?: number;
+  packTargetSize?: number;
+  /** Chunks per dv.missing_chunks round trip (default 1024), also bounded by batchBytes. */
+  batchChunks?: number;
+  batchBytes?: number;
+  onProgress?: (p: IngestProgress) => void;
+}
+
+export interface IngestProgress {
+  files: number;
+  bytes: number;
+  newBytes: number;
+}
+
+export interface IngestStats {
+  files: number;
+  /** Bytes read from the files. */
+  bytes: number;
+  /** Bytes of chunks this ingest uploaded (not stored before). */
+  newBytes: number;
+  newChunks: number;
+  chunks: number;
+  packs: number;
+  /** Packs found uploaded-but-unregistered from an earlier run and registered now. */
+  recoveredPacks: number;
+}
+
+export interface ContentRecord {
+  hash: string;
+  size: number;
+  chunks: string[];
+}
+
+interface Pending {
+  hash: string;
+  data: Buffer;
+}
+
+/** One pgdv add (or blob put): session row, pack writer, chunk batches. */
+export class IngestSession {
+  readonly stats: IngestStats = { files: 0, bytes: 0, newBytes: 0, newChunks: 0, chunks: 0, packs: 0, recoveredPacks: 0 };
+  /** Contents seen by this ingest, by file hash. */
+  readonly contents = new Map<string, ContentRecord>();
+  private readonly writer: PackWriter;
+  private pool?: ChunkPool;
+  private batch: Pending[] = [];
+  private batchSize = 0;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly batchChunks: number;
+  private readonly batchBytes: number;
+  private readonly smallFile: number;
+
+  private constructor(
+    private readonly opts: IngestOptions,
+    readonly sessionId: string,
+  ) {
+    this.batchChunks = opts.batchChunks ?? 1024;
+    this.batchBytes = opts.batchBytes ?? 16 * 1024 * 1024;
+    // A file no larger than minSize is exactly one chunk: its chunk hash is its file
+    // hash, so it is read and hashed once, on this thread (no worker round trip).
+    this.smallFile = opts.chunker?.minSize ?? DEFAULT_CHUNKER_OPTIONS.minSize;
+    this.writer = new PackWriter({
+      store: opts.store,
+      tempDir: opts.tempDir,
+      targetSize: opts.packTargetSize,
+      onSeal: (p) => this.recordPack(p),
+      onPack: (p) => this.registerPack(p),
+    });
+  }
+
+  static async start(opts: IngestOptions): Promise<IngestSession> {
+    const { id } = await opts.db.one<{ id: string }>(
+      `INSERT INTO dv_files.ingest_sessions (dataset_id, purpose, pid, host) VALUES ($1::bigint, $2::text, $3::int, $4::text) RETURNING id`,
+      [opts.datasetId ?? null, opts.purpose, process.pid, hostname()],
+    );
+    const s = new IngestSession(opts, id);
+    await s.recover();
+    return s;
+  }
+
+  /**
+   * Registers packs earlier runs uploaded but never registered, from their footers:
+   * the object store put is atomic, so a pack that is there is whole, and its
+   * chunks need not be uploaded again.
+   */
+  private async recover(): Promise<void> {
+    const rows = await this.opts.db.query<{ session_id: string; pack_id: string; session_state: string }>(
+      'SELECT session_id, pack_id, session_state FROM dv.unregistered_packs()',
+    );
+    for (const r of rows) {
+      // Best effort: a pack that cannot be checked now stays recorded for the next run or GC.
+      let head;
+      try {
+        head = await this.opts.store.head(packKey(r.pack_id));
+      } catch {
+        continue;
+      }
+      if (!head) {
+        // Never reached the store (or is still uploading in a live session).
+        if (r.session_state !== 'running') {
+          await this.opts.db.query(`UPDATE dv_files.session_packs SET state = 'absent' WHERE session_id = $1::bigint AND pack_id = $2::text`, [r.session_id, r.pack_id]);
+        }
+        continue;
+      }
+      let entries;
+      try {
+        entries = await readPackIndex(this.opts.store, r.pack_id);
+      } catch {
+        continue;
+      }
+      const chunkBytes = entries.reduce((a, e) => a + e.length, 0);
+      await this.register({ packId: r.pack_id, size: head.size, entries }, chunkBytes);
+      await this.opts.db.query(`UPDATE dv_files.session_packs SET state = 'registered' WHERE session_id = $1::bigint AND pack_id = $2::text`, [r.session_id, r.pack_id]);
+      this.stats.recoveredPacks++;
+    }
+  }
+
+  private async recordPack(p: SealedPack): Promise<void> {
+    await this.opts.db.query(
+      `INSERT INTO dv_files.session_packs (session_id, pack_id, object_key, size) VALUES ($1::bigint, $2::text, $3::text, $4::bigint) ON CONFLICT DO NOTHING`,
+      [this.sessionId, p.packId, packKey(p.packId), p.size],
+    );
+  }
+
+  private async registerPack(p: SealedPack): Promise<void> {
+    await this.register(p, p.entries.reduce((a, e) => a + e.length, 0));
+    await this.opts.db.query(`UPDATE dv_files.session_packs SET state = 'registered' WHERE session_id = $1::bigint AND pack_id = $2::text`, [this.sessionId, p.packId]);
+    this.stats.packs++;
+  }
+
+  /** Pack row and its chunk rows in one transaction: a chunk row never points to an unknown pack. */
+  private async register(p: SealedPack, chunkBytes: number): Promise<void> {
+    await this.opts.db.tx(async (c) => {
+      const ins = await c.query(
+        `INSERT INTO dv_files.packs (id, object_key, size, chunk_count, chunk_bytes) VALUES ($1::text, $2::text, $3::bigint, $4::int, $5::bigint) ON CONFLICT DO NOTHING`,
+        [p.packId, packKey(p.packId), p.size, p.entries.length, chunkBytes],
+      );
+      if (ins.rowCount === 0) return; // registered already (same pack from an earlier run)
+      await c.query('CREATE TEMP TABLE IF NOT EXISTS pgdv_tmp_chunks (hash text, "offset" bigint, length int) ON COMMIT DELETE ROWS');
+      await copyRows(c, 'pgdv_tmp_chunks', p.entries.map((e) => [e.hash, e.offset, e.length]));
+      // A chunk already stored in another pack (a concurrent ingest) keeps its first home.
+      await c.query(
+        `INSERT INTO dv_files.chunks (hash, pack_id, "offset", length) SELECT hash, $1::text, "offset", length FROM pgdv_tmp_chunks ON CONFLICT (hash) DO NOTHING`,
+        [p.packId],
+      );
+    });
+  }
+
+  private chunkPool(): ChunkPool {
+    return (this.pool ??= new ChunkPool({ workers: this.opts.workers, chunker: this.opts.chunker }));
+  }
+
+  /** Queues a chunk; when the batch is full, asks PostgreSQL which are new and packs those. */
+  private async addChunk(hash: string, data: Buffer): Promise<void> {
+    this.stats.chunks++;
+    this.batch.push({ hash, data });
+    this.batchSize += data.length;
+    if (this.batch.length >= this.batchChunks || this.batchSize >= this.batchBytes) await this.flush();
+  }
+
+  private flush(): Promise<void> {
+    const batch = this.batch;
+    this.batch = [];
+    this.batchSize = 0;
+    const run = this.flushing.then(async () => {
+      if (batch.length === 0) return;
+      const unique = [...new Set(batch.map((b) => b.hash))];
+      const missing = new Set(
+        (await this.opts.db.query<{ h: string }>('SELECT h FROM dv.missing_chunks(p_hashes => $1::text[]) AS h', [unique])).map((r) => r.h),
+      );
+      for (const b of batch) {
+        if (!missing.has(b.hash)) continue;
+        if (await this.writer.add(b.hash, b.data)) {
+          this.stats.newBytes += b.data.length;
+          this.stats.newChunks++;
+        }
+      }
+    });
+    this.flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Chunks one regular file; retries once if it changed while being read. Returns its content. */
+  async addFile(entry: Pick<WalkEntry, 'abs' | 'size' | 'mtimeMs'> & { path?: string }): Promise<ContentRecord> {
+    let before = { size: entry.size, mtimeMs: entry.mtimeMs };
+    for (let attempt = 1; ; attempt++) {
+      const rec = before.size <= this.smallFile ? await this.readSmall(entry.abs) : await this.readLarge(entry.abs);
+      let after;
+      try {
+        after = await stat(entry.abs);
+      } catch (e) {
+        throw unreadable(entry.abs, e);
+      }
+      if (after.size === before.size && after.mtimeMs === before.mtimeMs && rec.size === before.size) {
+        this.stats.files++;
+        this.stats.bytes += rec.size;
+        if (!this.contents.has(rec.hash)) this.contents.set(rec.hash, rec);
+        this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, newBytes: this.stats.newBytes });
+        return rec;
+      }
+      if (attempt >= 2) {
+        throw new PgdvError(`${entry.abs} changed while it was being read (size or modification time differ before and after, twice)`, {
+          kind: 'conflict',
+          hint: 'Stop whatever writes to it and run the command again, or exclude it in .pgdvignore',
+        });
+      }
+      before = { size: after.size, mtimeMs: after.mtimeMs };
+    }
+  }
+
+  private async readSmall(abs: string): Promise<ContentRecord> {
+    let data: Buffer;
+    try {
+      const fh = await open(abs, 'r');
+      try {
+        data = await fh.readFile();
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      throw unreadable(abs, e);
+    }
+    if (data.length === 0) return { hash: EMPTY_SHA256, size: 0, chunks: [] };
+    const hash = createHash('sha256').update(data).digest('hex');
+    await this.addChunk(hash, data);
+    return { hash, size: data.length, chunks: [hash] };
+  }
+
+  private largeSlots = 0;
+  private largeWaiters: (() => void)[] = [];
+
+  private async readLarge(abs: string): Promise<ContentRecord> {
+    // As many large files at once as there are workers: a file nobody reads holds its worker.
+    const max = this.opts.workers ?? 2;
+    while (this.largeSlots >= max) await new Promise<void>((r) => this.largeWaiters.push(r));
+    this.largeSlots++;
+    try {
+      const f = this.chunkPool().chunkFile(abs);
+      const chunks: string[] = [];
+      try {
+        for await (const c of f) {
+          chunks.push(c.hash);
+          await this.addChunk(c.hash, c.data);
+        }
+      } catch (e) {
+        if (e instanceof ChunkFileError) throw unreadable(abs, Object.assign(new Error(e.message), { code: e.code }));
+        throw e;
+      }
+      const sum = f.result();
+      return { hash: sum.sha256, size: sum.size, chunks: sum.size === 0 ? [] : chunks };
+    } finally {
+      this.largeSlots--;
+      this.largeWaiters.shift()?.();
+    }
+  }
+
+  /** Packs the last batch, seals the last pack and waits until every pack is registered. */
+  async finish(): Promise<IngestStats> {
+    try {
+      await this.flush();
+      await this.writer.finish();
+    } catch (e) {
+      throw wrapStore(e);
+    } finally {
+      await this.pool?.close();
+      this.pool = undefined;
+    }
+    return this.stats;
+  }
+
+  /** Writes the contents' rows (new ones only) on the given transaction. */
+  async writeContents(c: pg.ClientBase, datasetId?: string | null): Promise<void> {
+    await writeContentRows(c, this.contents.values(), datasetId);
+  }
+
+  async end(state: 'committed' | 'failed'): Promise<void> {
+    await this.opts.db.query(`UPDATE dv_files.ingest_sessions SET state = $2::text, finished_at = now() WHERE id = $1::bigint`, [this.sessionId, state]).catch(() => undefined);
+  }
+
+  async abort(): Promise<void> {
+    await this.writer.abort().catch(() => undefined);
+    await this.pool?.close();
+    this.pool = undefined;
+    await this.end('failed');
+  }
+}
+
+/**
+ * Inserts contents and their chunk lists that are not stored yet, and links them to
+ * a dataset. Foreign keys to dv_files.chunks make a content whose chunk is not
+ * registered impossible.
+ */
+export async function writeContentRows(c: pg.ClientBase, contents: Iterable<ContentRecord>, datasetId?: string | null): Promise<void> {
+  const list = [...contents];
+  await c.query('CREATE TEMP TABLE IF NOT EXISTS pgdv_tmp_contents (hash text, size bigint, chunk_count int) ON COMMIT DELETE ROWS');
+  await c.query('CREATE TEMP TABLE IF NOT EXISTS pgdv_tmp_content_chunks (content_hash text, seq int, chunk_hash text) ON COMMIT DELETE ROWS');
+  await copyRows(c, 'pgdv_tmp_contents', list.map((r) => [r.hash, r.size, r.chunks.length]));
+  // Only contents inserted now get their chunk list: a content row and its chunk
+  // rows are always written in one transaction, so an existing one is complete.
+  const { rows } = await c.query<{ hash: string }>(`
+    INSERT INTO dv_files.contents (hash, size, chunk_count)
+    SELECT DISTINCT ON (hash) hash, size, chunk_count FROM pgdv_tmp_contents
+    ON CONFLICT DO NOTHING
+    RETURNING hash`);
+  if (rows.length) {
+    const need = new Set(rows.map((r) => r.hash));
+    const byHash = new Map(list.map((r) => [r.hash, r]));
+    function* lines(): Generator<(string | number)[]> {
+      for (const h of need) {
+        const rec = byHash.get(h)!;
+        for (let i = 0; i < rec.chunks.length; i++) yield [h, i, rec.chunks[i]!];
+      }
+    }
+    await copyRows(c, 'dv_files.content_chunks (content_hash, seq, chunk_hash)', lines());
+  }
+  if (datasetId) {
+    await c.query(
+      `INSERT INTO dv_files.dataset_contents (dataset_id, content_hash) SELECT DISTINCT $1::bigint, hash FROM pgdv_tmp_contents ON CONFLICT DO NOTHING`,
+      [datasetId],
+    );
+  }
+}
+
+function unreadable(abs: string, e: unknown): PgdvError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new PgdvError(`${abs} disappeared while being added`, { kind: 'conflict', hint: 'Run the command again', cause: e });
+  return new PgdvError(`cannot read ${abs} (${code ?? (e as Error).message})`, {
+    kind: 'io',
+    hint: code === 'EACCES' || code === 'EPERM' ? 'Make it readable, or exclude it in .pgdvignore' : 'Check the file',
+    cause: e,
+  });
+}
+
+function wrapStore(e: unknown): unknown {
+  if (e instanceof StoreError) return storeError(e, 'uploading a pack');
+  if (e instanceof PgdvError) return e;
+  if ((e as { severity?: string }).severity) return toPgdvError(e);
+  return e;
+}
