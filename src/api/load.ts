@@ -42,6 +42,8 @@ export interface CommitFileInput extends CommitOptions {
   /** Set malformed records aside in this file (JSON lines: line, reason, raw) instead of aborting. */
   rejectFile?: string
   onProgress?: (p: ProgressUpdate) => void
+  /** Called when the rows are staged and the server starts committing them. */
+  onCommitting?: (rows: number) => void
 }
 
 export interface CommitQueryInput extends CommitOptions {
@@ -338,6 +340,7 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
     }
 
     // 3. One transaction turns the staging table into a version.
+    input.onCommitting?.(rows)
     const v = await commitStaging(client, staging, input, { source: { file: path.basename(file), format, rows, rejected, bytes: size } })
     return {
       dataset: input.dataset,
@@ -422,6 +425,8 @@ export interface CheckoutTableInput {
   onProgress?: (p: ProgressUpdate) => void
   /** Files datasets: let checkoutFiles draw its own progress bar (on a TTY). */
   progress?: boolean
+  /** Called with the version's row count before writing starts (progress total). */
+  onStart?: (rows: number) => void
 }
 
 export interface CheckoutResult {
@@ -486,6 +491,8 @@ export async function checkoutTable(pgdv: Pgdv, input: CheckoutTableInput): Prom
     await client.query("SET TimeZone TO 'UTC'")
     const { rows: vr } = await client.query<{ id: string }>('SELECT dv.resolve_ref(p_dataset => $1::text, p_ref => $2::text) AS id', [input.dataset, ref])
     const versionId = vr[0].id
+    const { rows: rc } = await client.query<{ row_count: string }>('SELECT row_count FROM dv.versions WHERE id = $1::bigint', [versionId])
+    input.onStart?.(Number(rc[0]?.row_count ?? 0))
     const { rows: sr } = await client.query<{ sql: string }>('SELECT dv.rows_sql(p_dataset => $1::text, p_ref => $2::text) AS sql', [input.dataset, versionId])
     const select = sr[0].sql
     const columns = await datasetColumns(client, input.dataset, versionId)

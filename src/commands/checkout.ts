@@ -30,7 +30,7 @@ so an interrupted checkout leaves nothing half-written. An existing file is kept
   async run(): Promise<CheckoutResult> {
     const { args } = await this.parse(Checkout)
     const bar = progressEnabled({ isTTY: process.stderr.isTTY, json: this.jsonEnabled() })
-    const progress = createProgress({ label: 'checkout', enabled: bar })
+    let progress = createProgress({ enabled: false })
     let r: CheckoutResult
     try {
       r = await checkoutTable(await this.pgdv(), {
@@ -39,6 +39,9 @@ so an interrupted checkout leaves nothing half-written. An existing file is kept
         out: this.flags.out,
         format: this.flags.format as OutputFormat | undefined,
         force: this.flags.force,
+        onStart: (rows) => {
+          progress = createProgress({ label: 'checkout', totalRows: rows, enabled: bar })
+        },
         onProgress: (p) => progress.update(p),
         progress: bar,
       })

@@ -81,6 +81,7 @@ lists keys to remove). A commit that changes nothing creates no version unless -
             header: f.header,
           },
           onProgress: (p) => progress.update(p),
+          onCommitting: (rows) => progress.note(`committing ${rows.toLocaleString('en-US')} rows (hashing and storing the changes)...`),
         })
       } finally {
         progress.stop()

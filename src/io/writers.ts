@@ -40,7 +40,17 @@ function counter(onBytes: (n: number) => void): Transform {
 async function copyOut(client: pg.ClientBase, copySql: string, file: string, onProgress?: (p: ProgressUpdate) => void): Promise<number> {
   const stream = client.query(copyTo(copySql))
   let bytes = 0
-  await runPipeline([stream, counter((n) => ((bytes += n), onProgress?.({ rows: 0, bytes }))), fs.createWriteStream(file, { flags: 'wx' })])
+  let lines = 0
+  const count = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      bytes += chunk.length
+      // Rows for the progress bar: lines written (a CSV value with a newline makes it an estimate).
+      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++
+      onProgress?.({ rows: lines, bytes })
+      cb(null, chunk)
+    },
+  })
+  await runPipeline([stream, count, fs.createWriteStream(file, { flags: 'wx' })])
   return stream.rowCount
 }
 
