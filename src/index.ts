@@ -21,6 +21,22 @@ export {
   type MergeRow, type CheckpointResult,
 } from './api/rows.js'
 export { canonicalText, rowEncoding, rowHash, keyHash, ContentHasher, type HashColumn } from './rows/index.js'
+// lineage: experiments, runs, model registry, lineage graph, OpenLineage
+export {
+  createExperiment, listExperiments, startRun, addRunInputs, logParams, logMetrics, finishRun, runInputs, showRun, listRuns, compareRuns, reproduceRun,
+  type ExperimentInfo, type RunInfo, type RunStatus, type RunInput, type RunOutput, type RunDetails, type MetricPoint, type CompareRow,
+  type StartRunInput, type ReproduceOptions, type ReproduceResult,
+} from './api/runs.js'
+export {
+  registerModel, listModels, showModel, modelVersionId, promoteModel, rollbackModel, modelAliasHistory,
+  type ModelInfo, type ModelVersionInfo, type ModelDetails, type AliasMove, type RegisterModelInput, type PromoteInput,
+} from './api/models.js'
+export {
+  parseNodeSpec, resolveNode, upstream, downstream, impact, lineagePath, lineageGraph, drawLineage, addEdge, ingestEvents, ingestOpenLineageFile,
+  type NodeKind, type NodeRef, type NodeSpec, type WalkRow, type ImpactRow, type PathStep, type EdgeInfo, type IngestResult,
+} from './api/lineage.js'
+export { toMermaid, toDot, toSvg, renderGraph, type LineageGraph, type GraphFormat } from './lineage/render.js'
+export type { Checkouts as ReproduceCheckouts } from './lineage/checkout.js'
 export {
   commitFile, commitQuery, checkoutTable,
   type CommitFileInput, type CommitQueryInput, type CommitOptions, type LoadResult, type CheckoutTableInput, type CheckoutResult,

@@ -31,11 +31,22 @@ afterAll(async () => {
 })
 
 describe('embedded PostgreSQL', () => {
-  it('demo initialises the embedded server, creates a dataset and passes doctor', async () => {
-    const r = await cli<{ init: { source: string; schemaVersion: number }; dataset: { name: string }; doctor: { ok: boolean } }>(['demo', '--json'], { home })
+  it('demo initialises the embedded server, commits two versions, prints their diff and passes doctor', async () => {
+    type Demo = {
+      init: { source: string; schemaVersion: number }
+      dataset: { name: string }
+      versions: { tag: string; created: boolean }[]
+      diff: { added: number; removed: number; modified: number }
+      changes: { change: string }[]
+      doctor: { ok: boolean }
+    }
+    const r = await cli<Demo>(['demo', '--json'], { home })
     expect(r.exitCode).toBe(0)
     expect(r.json?.init.source).toBe('embedded')
     expect(r.json?.dataset.name).toBe('demo-flights')
+    expect(r.json?.versions.map((v) => [v.tag, v.created])).toEqual([['demo-v1', true], ['demo-v2', true]])
+    expect(r.json?.diff).toMatchObject({ added: 5, removed: 10, modified: 20 })
+    expect(r.json?.changes).toHaveLength(5)
     expect(r.json?.doctor.ok).toBe(true)
     const config = JSON.parse(await fs.readFile(path.join(home, 'config.json'), 'utf8'))
     expect(config.database.mode).toBe('embedded')
@@ -43,8 +54,11 @@ describe('embedded PostgreSQL', () => {
     expect((await fs.stat(path.join(home, 'config.json'))).mode & 0o077).toBe(0)
   })
 
-  it('demo runs again without failing', async () => {
-    expect((await cli(['demo', '--json'], { home })).exitCode).toBe(0)
+  it('demo runs again, reusing its versions', async () => {
+    const r = await cli<{ versions: { created: boolean }[]; diff: { modified: number } }>(['demo', '--json'], { home })
+    expect(r.exitCode).toBe(0)
+    expect(r.json?.versions.map((v) => v.created)).toEqual([false, false])
+    expect(r.json?.diff.modified).toBe(20)
   })
 
   it('db status, url, stop, start', async () => {

@@ -234,6 +234,27 @@ describe('bad input: one line, non-zero exit, nothing committed', () => {
     expect(text.stdout).toMatch(/set aside 2 bad records in .*rejects\.jsonl/)
   })
 
+  it('--reject-file keeps COPY\'s NULL and quoting rules and still maps a type error to its line', async () => {
+    await run(['dataset', 'create', 'rej', '--key', 'id'])
+    const rej = path.join(dir, 'rej2.jsonl')
+    const f = await file('rej.csv', 'id,name\n1,\n2,""\n3,a,b\n\n4,"multi\nline"\n')
+    const r = await run<Commit>(['commit', 'rej', f, '--reject-file', rej, '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({ loaded: 3, rejected: 2 })
+    expect(await rowsOf('rej')).toEqual([
+      { id: 1, name: null },
+      { id: 2, name: '' },
+      { id: 4, name: 'multi\nline' },
+    ])
+    const bad = (await fs.readFile(rej, 'utf8')).trim().split('\n').map((l) => JSON.parse(l))
+    expect(bad.map((b) => [b.line, b.reason])).toEqual([
+      [4, 'expected 2 fields, got 3'],
+      [5, 'a blank line'],
+    ])
+    const g = await file('rej2.csv', 'id,name\n1,a\n2,b,c\n3,"x\ny"\nzz,q\n')
+    expectOneLineError(await run(['commit', 'rej', g, '--reject-file', rej]), /rej2\.csv line 6, column id: invalid input syntax for type bigint: "zz"/)
+  })
+
   it('malformed JSONL names the line', async () => {
     const f = await file('bad.jsonl', '{"id":10,"name":"x"}\n{"id":11,\n')
     expectOneLineError(await run(['commit', 'bad', f, '--mode', 'upsert']), /bad\.jsonl line 2: invalid JSON/)
@@ -354,5 +375,22 @@ describe('history: diff, branches, tags, merge, reset', () => {
     const r = await run(['checkout', 'imgs', 'main', '--out', out])
     if (hasFiles) expect(r.exitCode, r.stderr).toBe(0)
     else expectOneLineError(r, /"imgs" is a files dataset and this build cannot check out files yet/)
+  })
+})
+
+describe('bad lines beyond the sample (PostgreSQL parses the CSV)', () => {
+  it('a malformed or mistyped record after the first 1,000 still names its line', async () => {
+    await run(['dataset', 'create', 'big', '--key', 'id'])
+    const good = Array.from({ length: 1200 }, (_v, i) => `${i},"row\n${i}"`)
+    const f1 = await file('big1.csv', ['id,name', ...good, '5000,a,extra'].join('\n') + '\n')
+    // header 1 line + 1200 records of 2 lines each: the bad record is on line 2402
+    expectOneLineError(await run(['commit', 'big', f1]), /big1\.csv line 2402: extra data after last expected column; nothing was committed/)
+    const f2 = await file('big2.csv', ['id,name', ...good, 'oops,a'].join('\n') + '\n')
+    expectOneLineError(await run(['commit', 'big', f2]), /big2\.csv line 2402, column id: invalid input syntax for type bigint: "oops"/)
+    const f3 = await file('big3.csv', ['\ufeffid,name', ...good].join('\n') + '\n')
+    const ok = await run<Commit>(['commit', 'big', f3, '--json'])
+    expect(ok.exitCode, ok.stderr).toBe(0)
+    expect(ok.json).toMatchObject({ loaded: 1200, added: '1200' })
+    expect(await versions('big')).toBe(2)
   })
 })

@@ -3,7 +3,7 @@
 
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ContentHasher, canonicalText, jsonbText, rowHash, type HashColumn } from '../src/rows/hash.js'
+import { ContentHasher, canonicalText, jsonbText, keyHash, rowHash, type HashColumn } from '../src/rows/hash.js'
 import { freshDatabase, type TestDatabase } from './helpers/db.js'
 
 let t: TestDatabase
@@ -75,5 +75,39 @@ describe('row hash: Node = SQL', () => {
     expect(canonicalText(new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 60)), 'timestamp with time zone')).toBe('2024-01-02 03:04:05.06')
     expect(jsonbText({ bb: 1, a: [true, null, 'x"'], c: {} })).toBe('{"a": [true, null, "x\\""], "c": {}, "bb": 1}')
     expect(new ContentHasher().digest()).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
+  })
+})
+
+describe('hashes given by a loader', () => {
+  it('dv.commit uses _dv_hash/_dv_key from the staging table, and they match its own', async () => {
+    await c.query("SELECT * FROM dv.dataset_create('given', p_key_columns => ARRAY['id'])")
+    const cols: HashColumn[] = [{ column_name: 'id', data_type: 'integer' }, { column_name: 'name', data_type: 'text' }]
+    const rows = [{ id: 1, name: 'één' }, { id: 2, name: null }]
+    await c.query('CREATE TEMP TABLE given_stage (id int, name text, _dv_key bytea, _dv_hash bytea)')
+    for (const r of rows) {
+      await c.query('INSERT INTO given_stage VALUES ($1, $2, $3, $4)', [r.id, r.name, keyHash(r, cols, ['id']), rowHash(r, cols)])
+    }
+    const { rows: [v] } = await c.query("SELECT * FROM dv.commit('given', 'given_stage')")
+    expect(v).toMatchObject({ created: true, added: '2' })
+    // The same rows hashed by SQL are no change at all.
+    await c.query('CREATE TEMP TABLE sql_stage (id int, name text)')
+    await c.query("INSERT INTO sql_stage VALUES (1, 'één'), (2, NULL)")
+    const { rows: [again] } = await c.query("SELECT * FROM dv.commit('given', 'sql_stage')")
+    expect(again).toMatchObject({ created: false, version_id: v.version_id })
+    expect(await c.query("SELECT r FROM dv.rows('given', 'main') r ORDER BY r->>'id'").then((r) => r.rows.map((x) => x.r))).toEqual(rows)
+  })
+})
+
+describe('dropping a dataset', () => {
+  it('drops its row tables, checkpoints and tag views', async () => {
+    await c.query("SELECT * FROM dv.dataset_create('gone', p_key_columns => ARRAY['id'])")
+    const { rows: [{ s }] } = await c.query("SELECT dv.stage('gone', 'id int') AS s")
+    await c.query(`INSERT INTO ${s} VALUES (1)`)
+    await c.query(`SELECT * FROM dv.commit('gone', '${s}', p_tag => 'keep')`)
+    await c.query("SELECT * FROM dv.checkpoint('gone')")
+    const { rows: [{ id }] } = await c.query("SELECT id FROM dv.datasets WHERE name = 'gone'")
+    await c.query("SELECT * FROM dv.dataset_drop('gone')")
+    const left = await c.query(`SELECT relname FROM pg_class WHERE relname LIKE 'd${id}\\_v%' OR relname LIKE 'c${id}\\_v%' OR relname LIKE 'gone@%'`)
+    expect(left.rows).toEqual([])
   })
 })

@@ -161,13 +161,13 @@ RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  -- Sum of hashes (times counts) as 256-bit unsigned integers, as a numeric aggregate
-  -- expression: four signed 64-bit lanes, each corrected by 2^64 for negative values.
+  -- Sum of hashes (times counts) as 256-bit unsigned integers, as an aggregate expression:
+  -- eight unsigned 32-bit lanes, each summed as bigint (lane * count < 2^63; sum(int8)
+  -- accumulates in 128 bits), combined once per aggregate as numeric.
   SELECT format('coalesce(%s, 0)', string_agg(format(
-    '(sum((''x'' || encode(substr(%1$s, %3$s, 8), ''hex''))::bit(64)::bigint::numeric * %2$s) '
-    '+ 18446744073709551616::numeric * coalesce(sum(%2$s) FILTER (WHERE get_byte(%1$s, %4$s) >= 128), 0)) * %5$s::numeric',
-    p_hash, p_count, l * 8 + 1, l * 8, (2::numeric ^ (64 * (3 - l)))::numeric(80, 0)), ' + '))
-  FROM generate_series(0, 3) l
+    'coalesce(sum((''x'' || encode(substr(%1$s, %3$s, 4), ''hex''))::bit(32)::bigint * %2$s), 0) * %4$s::numeric',
+    p_hash, p_count, l * 4 + 1, (2::numeric ^ (32 * (7 - l)))::numeric(80, 0)), ' + '))
+  FROM generate_series(0, 7) l
 $$;
 COMMENT ON FUNCTION dv_internal.lanes_sql(text, text) IS 'Aggregate SQL expression: the sum of hash values (bytea, 32 bytes) times counts as a numeric; content_hash builds on it.';
 
@@ -274,10 +274,20 @@ BEGIN
       END IF;
     END LOOP;
     v_sel := v_sel || ARRAY['x._dv_key', 'x._dv_hash', 'x._dv_count'];
-    v_sql := format('SELECT %s FROM ONLY dv_rows.%I x', array_to_string(v_sel, ', '), v_level.rel);
     IF p_restrict IS NOT NULL THEN
-      v_sql := v_sql || format(' JOIN %s r ON r._dv_key = x._dv_key', p_restrict);
+      -- Restricted: a key is looked up in a level only if no newer level has it (an
+      -- anti-join against the small newer deltas first), so each key costs one probe
+      -- into the level that holds it, not one per level.
+      v_sql := format('SELECT %s FROM %s r JOIN ONLY dv_rows.%I x ON x._dv_key = r._dv_key',
+        array_to_string(v_sel, ', '), p_restrict, v_level.rel);
+      IF cardinality(v_newer) > 0 THEN
+        v_sql := v_sql || format(' WHERE NOT EXISTS (SELECT 1 FROM (%s) n WHERE n._dv_key = r._dv_key)', array_to_string(v_newer, ' UNION ALL '));
+      END IF;
+      v_parts := v_parts || v_sql;
+      v_newer := v_newer || format('SELECT _dv_key FROM ONLY dv_rows.%I', v_level.rel);
+      CONTINUE;
     END IF;
+    v_sql := format('SELECT %s FROM ONLY dv_rows.%I x', array_to_string(v_sel, ', '), v_level.rel);
     v_sql := v_sql || ' WHERE x._dv_hash IS NOT NULL';
     IF cardinality(v_newer) > 0 THEN
       v_sql := v_sql || format(' AND NOT EXISTS (SELECT 1 FROM (%s) n WHERE n._dv_key = x._dv_key)', array_to_string(v_newer, ' UNION ALL '));
@@ -285,6 +295,15 @@ BEGIN
     v_parts := v_parts || v_sql;
     v_newer := v_newer || format('SELECT _dv_key FROM ONLY dv_rows.%I', v_level.rel);
   END LOOP;
+  IF p_restrict IS NOT NULL AND cardinality(v_parts) > 0 THEN
+    v_sel := '{}';
+    FOR v_i IN 1..coalesce(cardinality(v_names), 0) LOOP
+      v_sel := v_sel || format('w.%I', v_names[v_i]);
+    END LOOP;
+    v_sel := v_sel || ARRAY['w._dv_key', 'w._dv_hash', 'w._dv_count'];
+    RETURN format('SELECT %s FROM (%s) w WHERE w._dv_hash IS NOT NULL',
+      array_to_string(v_sel, ', '), array_to_string(v_parts, ' UNION ALL '));
+  END IF;
   IF cardinality(v_parts) = 0 THEN
     v_sel := '{}';
     FOR v_i IN 1..coalesce(cardinality(v_names), 0) LOOP
@@ -794,19 +813,18 @@ BEGIN
   END LOOP;
   DROP TABLE IF EXISTS pg_temp.dv_commit_e;
   DROP TABLE IF EXISTS pg_temp.dv_commit_c;
-  IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_hash' AND a.atttypid = 'bytea'::regtype) THEN
-    -- A loader may fill _dv_hash itself (src/rows computes the same bytes); NULLs are hashed here.
-    EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS SELECT x.*, %s AS _dv_key, coalesce(x._dv_given, %s) AS _dv_hash, 1::bigint AS _dv_count
-                    FROM (SELECT %s, s._dv_hash AS _dv_given FROM %s s) x',
-      CASE WHEN v_keyless THEN 'NULL::bytea' ELSE dv_internal.hash_sql('x', v_keys, (SELECT array_agg(v_types[array_position(v_names, k)]) FROM unnest(v_keys) k)) END,
-      dv_internal.hash_sql('x', v_names, v_types), array_to_string(v_sel, ', '), p_staging);
-    ALTER TABLE pg_temp.dv_commit_e DROP COLUMN _dv_given;
-  ELSE
-    EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS SELECT x.*, %s AS _dv_key, %s AS _dv_hash, 1::bigint AS _dv_count
-                    FROM (SELECT %s FROM %s s) x',
-      CASE WHEN v_keyless THEN 'NULL::bytea' ELSE dv_internal.hash_sql('x', v_keys, (SELECT array_agg(v_types[array_position(v_names, k)]) FROM unnest(v_keys) k)) END,
-      dv_internal.hash_sql('x', v_names, v_types), array_to_string(v_sel, ', '), p_staging);
-  END IF;
+  -- A loader may fill _dv_hash (and, keyed, _dv_key) itself with the bytes src/rows
+  -- computes, to hash in parallel with COPY; NULLs (and absent columns) are hashed here.
+  v_sel := v_sel
+    || CASE WHEN EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_hash' AND a.atttypid = 'bytea'::regtype AND NOT a.attisdropped)
+            THEN 's._dv_hash AS _dv_given_hash' ELSE 'NULL::bytea AS _dv_given_hash' END
+    || CASE WHEN NOT v_keyless AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_key' AND a.atttypid = 'bytea'::regtype AND NOT a.attisdropped)
+            THEN 's._dv_key AS _dv_given_key' ELSE 'NULL::bytea AS _dv_given_key' END;
+  EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS SELECT %s, coalesce(x._dv_given_key, %s) AS _dv_key, coalesce(x._dv_given_hash, %s) AS _dv_hash, 1::bigint AS _dv_count
+                  FROM (SELECT %s FROM %s s) x',
+    (SELECT string_agg(format('x.%I', n), ', ') FROM unnest(v_names) n),
+    CASE WHEN v_keyless THEN 'NULL::bytea' ELSE dv_internal.hash_sql('x', v_keys, (SELECT array_agg(v_types[array_position(v_names, k)]) FROM unnest(v_keys) k)) END,
+    dv_internal.hash_sql('x', v_names, v_types), array_to_string(v_sel, ', '), p_staging);
 
   IF v_keyless THEN
     -- Identity = row hash; duplicates become one entry with a count.
@@ -823,7 +841,9 @@ BEGIN
       RAISE EXCEPTION '% staged row(s) for dataset "%" have a NULL key column, e.g. %', v_n, p_dataset, v_bad
         USING ERRCODE = 'not_null_violation', HINT = format('Key columns %s must be set in every row', array_to_string(v_keys, ', '));
     END IF;
-    EXECUTE format('SELECT count(*) OVER (), k FROM (SELECT min(%s::text)::jsonb AS k FROM pg_temp.dv_commit_e GROUP BY _dv_key HAVING count(*) > 1) d LIMIT 1',
+    -- Group by the key hash alone; build the readable key only for the reported duplicate.
+    EXECUTE format('SELECT d.n, (SELECT %s FROM pg_temp.dv_commit_e e WHERE e._dv_key = d._dv_key LIMIT 1)
+                    FROM (SELECT _dv_key, count(*) OVER () AS n FROM pg_temp.dv_commit_e GROUP BY _dv_key HAVING count(*) > 1 LIMIT 1) d',
       v_keyobj) INTO v_n, v_bad;
     IF v_bad IS NOT NULL THEN
       RAISE EXCEPTION 'staged rows for dataset "%" repeat key % (% duplicated key(s))', p_dataset, v_bad, v_n
@@ -883,10 +903,16 @@ BEGIN
     END IF;
   END IF;
   v_csel := v_csel || ARRAY['o._dv_hash AS _dv_old_hash', 'coalesce(o._dv_count, 0) AS _dv_old_count'];
-  EXECUTE format('CREATE TEMP TABLE dv_commit_c ON COMMIT DROP AS SELECT %s FROM %s WHERE %s',
-    array_to_string(v_csel, ', '), v_from, v_where);
-  -- The keyless append/delete joins above also emit keys whose count did not change.
-  DELETE FROM pg_temp.dv_commit_c c WHERE c._dv_count = c._dv_old_count AND c._dv_hash IS NOT DISTINCT FROM c._dv_old_hash;
+  IF cardinality(v_old_names) = 0 AND p_mode <> 'delete' THEN
+    -- First commit on an empty root: every staged entry is new; reuse e instead of copying it.
+    ALTER TABLE pg_temp.dv_commit_e RENAME TO dv_commit_c;
+    ALTER TABLE pg_temp.dv_commit_c ADD COLUMN _dv_old_hash bytea, ADD COLUMN _dv_old_count bigint NOT NULL DEFAULT 0;
+  ELSE
+    EXECUTE format('CREATE TEMP TABLE dv_commit_c ON COMMIT DROP AS SELECT %s FROM %s WHERE %s',
+      array_to_string(v_csel, ', '), v_from, v_where);
+    -- The keyless append/delete joins above also emit keys whose count did not change.
+    DELETE FROM pg_temp.dv_commit_c c WHERE c._dv_count = c._dv_old_count AND c._dv_hash IS NOT DISTINCT FROM c._dv_old_hash;
+  END IF;
   SELECT count(*) INTO v_n FROM pg_temp.dv_commit_c;
 
   IF v_n = 0 AND NOT coalesce(p_force, false) AND v_names = v_head_names THEN
@@ -907,7 +933,7 @@ BEGIN
   IF p_tag IS NOT NULL THEN
     PERFORM dv.tag_create(p_dataset, p_tag, v_res.version_id::text);
   END IF;
-  DROP TABLE pg_temp.dv_commit_e;
+  DROP TABLE IF EXISTS pg_temp.dv_commit_e;
   DROP TABLE pg_temp.dv_commit_c;
   IF v_registered THEN
     EXECUTE 'DELETE FROM pg_temp.dv_staging_registry WHERE relid = $1' USING p_staging::oid;

@@ -307,6 +307,98 @@ export async function readSample(file: string, format: InputFormat, opts: ReadOp
   return { columns, rows: records.map((r) => Object.fromEntries(columns.map((c, i) => [c, r.values[i] ?? null]))) }
 }
 
+/**
+ * PostgreSQL's COPY ... (FORMAT csv) options for the same CSV settings, for loads that let
+ * the server parse (no --reject-file): its parser is several times faster than any in JS.
+ */
+export function csvCopyOptions(o: CsvOptions, literal: (s: string) => string): string {
+  const opts = ['FORMAT csv', `HEADER ${o.header === false ? 'false' : 'true'}`]
+  if (o.delimiter !== undefined) opts.push(`DELIMITER ${literal(o.delimiter)}`)
+  if (o.quote !== undefined) opts.push(`QUOTE ${literal(o.quote)}`)
+  if (o.escape !== undefined) opts.push(`ESCAPE ${literal(o.escape)}`)
+  if (o.null !== undefined) opts.push(`NULL ${literal(o.null)}`)
+  return opts.join(', ')
+}
+
+/**
+ * --reject-file for CSV: csv-parse only finds the malformed records (and their lines);
+ * the good records' own text goes on to COPY ... (FORMAT csv) unchanged, so PostgreSQL
+ * still parses the values (NULLs and quoting exactly as without --reject-file). Without
+ * `info` or `cast` csv-parse runs ~15x faster; lines are counted from each record's text.
+ * `sentLine(copyLine, fileLine)` records where each record ends in both streams.
+ */
+export function csvRawStages(
+  file: string,
+  o: CsvOptions,
+  onBad: (b: BadRecord) => void,
+  onRecord: (sentEndLine: number, fileEndLine: number) => void,
+  onBytes?: (n: number) => void,
+): Stage[] {
+  let fileLine = 0
+  let sentLine = 0
+  let first = true
+  const newlines = (t: string) => {
+    let n = 0
+    for (let i = t.indexOf('\n'); i >= 0; i = t.indexOf('\n', i + 1)) n++
+    return n
+  }
+  const advance = (raw: string) => (fileLine += newlines(raw) + (raw.endsWith('\n') ? 0 : 1))
+  const parser = csvParse({
+    delimiter: o.delimiter ?? ',',
+    quote: o.quote ?? '"',
+    escape: o.escape ?? o.quote ?? '"',
+    bom: true,
+    raw: true,
+    skip_empty_lines: false,
+    skip_records_with_error: true,
+    on_skip: (err: CsvError | undefined, raw: string | undefined) => {
+      if (raw !== undefined) advance(raw)
+      else if (err) fileLine = csvLine(err)
+      const blank = raw !== undefined && raw.trim() === ''
+      onBad({ line: fileLine, reason: blank ? 'a blank line' : err ? csvReason(err) : 'malformed record', raw: raw?.replace(/\r?\n$/, '') })
+      return undefined
+    },
+  })
+  let buf = ''
+  const toCopy = new Transform({
+    writableObjectMode: true,
+    transform({ raw }: { raw: string }, _e, cb) {
+      advance(raw)
+      if (first) {
+        first = false
+        if (o.header ?? true) return cb()
+      }
+      const text = raw.endsWith('\n') ? raw : `${raw}\n`
+      sentLine += newlines(text)
+      onRecord(sentLine, fileLine)
+      buf += text
+      if (buf.length >= 64 * 1024) {
+        const out = buf
+        buf = ''
+        cb(null, out)
+      } else cb()
+    },
+    flush(cb) {
+      cb(null, buf.length > 0 ? buf : undefined)
+    },
+  })
+  return [fs.createReadStream(file), byteCounter(onBytes), parser, toCopy]
+}
+
+/** Drops a UTF-8 byte order mark at the start of a stream (PostgreSQL would read it as data). */
+export function stripBom(): Transform {
+  let first = true
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      if (first) {
+        first = false
+        if (chunk.length >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3)
+      }
+      cb(null, chunk)
+    },
+  })
+}
+
 /** csv-parse and fs errors → one line naming the file and line. */
 export function mapReadError(file: string, e: unknown): unknown {
   if (e instanceof PgdvError) return e
