@@ -366,15 +366,22 @@ describe('history: diff, branches, tags, merge, reset', () => {
     expect((await fs.readFile(out, 'utf8')).trim().split('\n')).toHaveLength(4)
   })
 
-  it('a files dataset: commit refuses, checkout says what is missing or delegates', async () => {
+  it('a files dataset: commit refuses; checkout writes its files to a folder', async () => {
     await run(['dataset', 'create', 'imgs', '--files'])
     expectOneLineError(await run(['commit', 'imgs', await file('x.csv', 'path\na\n')]), /files dataset.*pgdv add/)
-    // checkout delegates to checkoutFiles (src/api/files.ts) once the files part is merged.
-    const hasFiles = await fs.access(new URL('../src/api/files.ts', import.meta.url)).then(() => true, () => false)
+    // checkout writes a files dataset to a folder through checkoutFiles (src/api/files.ts).
+    const src = path.join(dir, 'imgs-src')
+    await fs.mkdir(src)
+    await fs.writeFile(path.join(src, 'a.txt'), 'hello')
+    await fs.writeFile(path.join(src, 'b.bin'), Buffer.alloc(70_000, 7))
+    const add = await run(['add', 'imgs', src])
+    expect(add.exitCode, add.stderr).toBe(0)
     const out = path.join(dir, 'imgs-out')
-    const r = await run(['checkout', 'imgs', 'main', '--out', out])
-    if (hasFiles) expect(r.exitCode, r.stderr).toBe(0)
-    else expectOneLineError(r, /"imgs" is a files dataset and this build cannot check out files yet/)
+    const r = await run<{ format: string; rows: number }>(['checkout', 'imgs', 'main', '--out', out, '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({ format: 'files', rows: 2 })
+    expect(await fs.readFile(path.join(out, 'a.txt'), 'utf8')).toBe('hello')
+    expect((await fs.readFile(path.join(out, 'b.bin'))).equals(Buffer.alloc(70_000, 7))).toBe(true)
   })
 })
 

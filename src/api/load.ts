@@ -18,7 +18,7 @@ import { abortOnBad, type BadRecord, csvCopyOptions, csvRawStages, type CsvOptio
 import { type OutputFormat, outputFormatOf, writeCsv, writeJsonl, writeParquet } from '../io/writers.js'
 import type { Pgdv } from './client.js'
 import { showDataset } from './datasets.js'
-import { resolveRef } from './refs.js'
+import { checkoutFiles } from './files.js'
 import type { CommitMode } from './rows.js'
 
 
@@ -446,38 +446,14 @@ async function exists(p: string): Promise<boolean> {
   )
 }
 
-type CheckoutFilesFn = (pgdv: Pgdv, input: { dataset: string; ref: string; out: string; force?: boolean; progress?: boolean }) => Promise<unknown>
-
-/**
- * checkoutFiles from src/api/files.ts (owned by the files part), loaded at run time so
- * this module builds whether or not that one is merged yet; without it, checking out a
- * files dataset fails with a clear message instead of doing something half-right.
- */
-async function loadCheckoutFiles(): Promise<CheckoutFilesFn | undefined> {
-  const spec = './files.js'
-  try {
-    const mod = (await import(spec)) as { checkoutFiles?: CheckoutFilesFn }
-    return mod.checkoutFiles
-  } catch {
-    return undefined
-  }
-}
-
 /** Writes one version of a table dataset to a CSV, JSONL or Parquet file, streamed with COPY TO. */
 export async function checkoutTable(pgdv: Pgdv, input: CheckoutTableInput): Promise<CheckoutResult> {
   const ref = input.ref ?? 'main'
   const ds = await showDataset(pgdv, input.dataset)
   if (ds.kind === 'files') {
-    const checkoutFiles = await loadCheckoutFiles()
-    if (!checkoutFiles) {
-      throw new PgdvError(`"${input.dataset}" is a files dataset and this build cannot check out files yet`, {
-        kind: 'unsupported',
-        hint: 'checkoutFiles (src/api/files.ts) is not wired in; update pgdv',
-      })
-    }
-    const versionId = await resolveRef(pgdv, input.dataset, ref)
-    const r = (await checkoutFiles(pgdv, { dataset: input.dataset, ref, out: input.out, force: input.force, progress: input.progress })) as { files?: number; bytes?: number }
-    return { dataset: input.dataset, ref, version_id: versionId, out: input.out, format: 'files', rows: r?.files ?? 0, bytes: r?.bytes ?? 0 }
+    // A files dataset is written to a folder by the files part (chunks verified).
+    const r = await checkoutFiles(pgdv, { dataset: input.dataset, ref, out: input.out, force: input.force, progress: input.progress })
+    return { dataset: input.dataset, ref, version_id: r.version_id, out: input.out, format: 'files', rows: r.files, bytes: r.bytes }
   }
   const format = input.format ?? outputFormatOf(input.out)
   if (!input.force && (await exists(input.out))) {
