@@ -211,6 +211,29 @@ export async function mapCopyError(
   })
 }
 
+/**
+ * PostgreSQL 17+ can skip rows whose values do not fit a column (COPY ... ON_ERROR ignore)
+ * and name each one in a NOTICE; with --reject-file those rows are set aside too.
+ * Returns the COPY options to add and a function that stops listening.
+ */
+function skipTypeErrors(
+  client: pg.ClientBase,
+  serverVersion: string,
+  lineOf: (copyLine: number) => number | undefined,
+  types: Map<string, string>,
+  onBad: (b: BadRecord) => void,
+): { options: string[]; done: () => void } {
+  if (Number.parseInt(serverVersion, 10) < 17) return { options: [], done: () => {} }
+  const listener = (n: { message?: string }) => {
+    const m = /^skipping row due to data type incompatibility at line (\d+) for column "(.*)": (.*)$/s.exec(n.message ?? '')
+    if (!m) return
+    const line = lineOf(Number(m[1])) ?? Number(m[1])
+    onBad({ line, reason: `column ${m[2]}: ${m[3] === 'null input' ? 'NULL' : `value ${m[3]}`} does not fit type ${types.get(m[2]) ?? 'of the column'}` })
+  }
+  client.on('notice', listener)
+  return { options: ['ON_ERROR ignore', 'LOG_VERBOSITY verbose'], done: () => void client.removeListener('notice', listener) }
+}
+
 /** Loads a CSV, JSONL or Parquet file into a new version of a table dataset. */
 export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<LoadResult> {
   const file = input.file
@@ -280,13 +303,14 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
       // lines, the header and quoted newlines included) is the file's own line number.
       // With it, csv-parse sets malformed records aside and forwards the good ones' text.
       const o = input.csv ?? {}
-      const copyOpts = csvCopyOptions(tolerant ? { ...o, header: false } : o, (x) => client.escapeLiteral(x))
+      const lineMap = new LineMap()
+      const skip = tolerant ? skipTypeErrors(client, pgdv.db.serverVersion, (n) => lineMap.inputLine(n), types, onBad) : undefined
+      const copyOpts = [csvCopyOptions(tolerant ? { ...o, header: false } : o, (x) => client.escapeLiteral(x)), ...(skip?.options ?? [])].join(', ')
       const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN WITH (${copyOpts})`))
       const onBytes = (n: number) => {
         bytes += n
         report()
       }
-      const lineMap = new LineMap()
       let stages: unknown[]
       if (tolerant) {
         stages = csvRawStages(file, o, onBad, (sent, line) => {
@@ -309,6 +333,7 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
       } catch (e) {
         throw await mapCopyError(mapReadError(file, e), file, (n) => (tolerant ? lineMap.inputLine(n) : n), types)
       } finally {
+        skip?.done()
         if (reject) await new Promise<void>((resolve) => reject!.end(resolve))
       }
       rows = copy.rowCount
@@ -325,14 +350,18 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
           rows++
         },
       })
-      const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN`))
+      const skip = tolerant ? skipTypeErrors(client, pgdv.db.serverVersion, (n) => lineMap.inputLine(n), types, onBad) : undefined
+      const withOpts = skip?.options.length ? ` WITH (${skip.options.join(', ')})` : ''
+      const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN${withOpts}`))
       try {
         await runPipeline([...rs.stages, encoder, copy])
       } catch (e) {
         throw await mapCopyError(mapReadError(file, e), file, (n) => lineMap.inputLine(n), types)
       } finally {
+        skip?.done()
         if (reject) await new Promise<void>((resolve) => reject!.end(resolve))
       }
+      rows = copy.rowCount
     }
     report()
     if (rows === 0 && rejected > 0) {
