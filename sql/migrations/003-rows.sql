@@ -260,6 +260,7 @@ DECLARE
   v_parts text[] := '{}';
   v_newer text[] := '{}';
   v_sql text;
+  v_last int;
 BEGIN
   SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
     INTO v_names, v_types FROM dv_internal.version_cols(v_cols_version) c;
@@ -275,16 +276,11 @@ BEGIN
     END LOOP;
     v_sel := v_sel || ARRAY['x._dv_key', 'x._dv_hash', 'x._dv_count'];
     IF p_restrict IS NOT NULL THEN
-      -- Restricted: a key is looked up in a level only if no newer level has it (an
-      -- anti-join against the small newer deltas first), so each key costs one probe
-      -- into the level that holds it, not one per level.
-      v_sql := format('SELECT %s FROM %s r JOIN ONLY dv_rows.%I x ON x._dv_key = r._dv_key',
-        array_to_string(v_sel, ', '), p_restrict, v_level.rel);
-      IF cardinality(v_newer) > 0 THEN
-        v_sql := v_sql || format(' WHERE NOT EXISTS (SELECT 1 FROM (%s) n WHERE n._dv_key = r._dv_key)', array_to_string(v_newer, ' UNION ALL '));
-      END IF;
-      v_parts := v_parts || v_sql;
-      v_newer := v_newer || format('SELECT _dv_key FROM ONLY dv_rows.%I', v_level.rel);
+      -- Restricted: each key is probed only in the level that holds it (see below).
+      v_parts := v_parts || format('SELECT %s FROM dv_loc l JOIN ONLY dv_rows.%I x ON x._dv_key = l._dv_key WHERE l.lvl = %s',
+        array_to_string(v_sel, ', '), v_level.rel, v_level.lvl);
+      v_newer := v_newer || format('SELECT %s AS lvl, _dv_key FROM ONLY dv_rows.%I', v_level.lvl, v_level.rel);
+      v_last := v_level.lvl;
       CONTINUE;
     END IF;
     v_sql := format('SELECT %s FROM ONLY dv_rows.%I x', array_to_string(v_sel, ', '), v_level.rel);
@@ -301,7 +297,13 @@ BEGIN
       v_sel := v_sel || format('w.%I', v_names[v_i]);
     END LOOP;
     v_sel := v_sel || ARRAY['w._dv_key', 'w._dv_hash', 'w._dv_count'];
-    RETURN format('SELECT %s FROM (%s) w WHERE w._dv_hash IS NOT NULL',
+    -- dv_loc: for each wanted key, the nearest level whose table holds it, found with one
+    -- join against the keys of the (small) newer levels; keys in none of them belong to
+    -- the oldest level (the base or checkpoint, usually the big one), probed last.
+    RETURN format('WITH dv_loc AS MATERIALIZED (SELECT r._dv_key, coalesce(min(d.lvl), %s) AS lvl FROM %s r LEFT JOIN (%s) d ON d._dv_key = r._dv_key GROUP BY r._dv_key)
+                   SELECT %s FROM (%s) w WHERE w._dv_hash IS NOT NULL',
+      v_last, p_restrict,
+      CASE WHEN cardinality(v_newer) > 1 THEN array_to_string(v_newer[1:cardinality(v_newer) - 1], ' UNION ALL ') ELSE 'SELECT NULL::int AS lvl, NULL::bytea AS _dv_key WHERE false' END,
       array_to_string(v_sel, ', '), array_to_string(v_parts, ' UNION ALL '));
   END IF;
   IF cardinality(v_parts) = 0 THEN
