@@ -5,7 +5,8 @@
  *
  *   node --import tsx bench/files.ts [--quick] [--keep]
  *
- * --quick shrinks every data set (~5× smaller) for a smoke run. Prints each figure
+ * --quick shrinks every data set (~5× smaller) for a smoke run; --only 1,2,3,5 runs some
+ * sections (written to bench/results/files-rerun.md). Prints each figure
  * next to its peer from the same run, the ratio and the bar, and writes
  * bench/results/files.md (full runs only unless --write).
  */
@@ -27,6 +28,10 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const keep = args.includes('--keep');
 const write = !quick || args.includes('--write');
+// --only 1,2,3,5 runs those sections (2 and 3 need 1) and writes results/files-rerun.md.
+const onlyArg = args.indexOf('--only');
+const only = onlyArg >= 0 ? new Set(args[onlyArg + 1]!.split(',').map(Number)) : undefined;
+const want = (n: number): boolean => !only || only.has(n);
 const S = {
   bigFiles: quick ? 20 : 100,
   bigSize: 10 * MiB,
@@ -104,7 +109,7 @@ async function main(): Promise<void> {
   say();
   say(`Date: ${t0.toISOString()}  `);
   say(`Machine: ${availableParallelism()} cores, ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}; load average at start ${load0}  `);
-  say(`Command: \`node --import tsx bench/files.ts${quick ? ' --quick' : ''}\`  `);
+  say(`Command: \`node --import tsx bench/files.ts ${args.join(' ')}\`  `);
   say(`Peers: ${tools.restic ? execFileSync('restic', ['version']).toString().trim().split(' compiled')[0] : 'restic: not available, skipped'}; ${tools.borg ? execFileSync('borg', ['--version']).toString().trim() : 'borg: not available, skipped'}. All stores on the same local disk; all data read from the page cache.`);
   say();
   say('The machine is shared with other engineers\' builds and tests running at the same time (2 cores): absolute figures are noisy (±20% or worse); the ratios compare runs made back to back.');
@@ -194,6 +199,7 @@ async function main(): Promise<void> {
     rows.push({ figure: 'checkout of v2, MB/s', pgdv: f1(mbps(total2, pc.ms)), peer: `restic ${f1(mbps(total2, rc))}, borg ${f1(mbps(total2, bc))}`, ratio: f2(rc / pc.ms), bar: '≥ 1.00 × restic', ok: tools.restic ? pc.ms <= rc : null });
 
     // 4. Chunking + hashing vs raw SHA-256, one core, in memory.
+    if (want(4)) {
     const cpu = chunkBench(S.cpuMiB * MiB);
     const pool = await poolBench(path.join(base, 'src'), Math.min(16, S.bigFiles));
     say(`## 4. Chunking + hashing throughput (${S.cpuMiB} MiB in memory; best of 3)`);
@@ -211,7 +217,10 @@ async function main(): Promise<void> {
     const bestCh = Math.max(cpu.full, pool.mbps);
     rows.push({ figure: 'chunking + hashing, MB/s', pgdv: `${f1(bestCh)} (one core ${f1(cpu.full)}, pool ${f1(pool.mbps)})`, peer: `sha256 ${f1(cpu.sha)}`, ratio: f2(bestCh / cpu.sha), bar: '≥ 0.60 × sha256', ok: bestCh >= 0.6 * cpu.sha });
 
+    }
+
     // 5. Small files.
+    if (want(5)) {
     const small = path.join(base, 'small');
     let smallBytes = 0;
     for (let d = 0; d < 100; d++) {
@@ -240,7 +249,10 @@ async function main(): Promise<void> {
     const fps = S.smallFiles / (ps.ms / 1000);
     rows.push({ figure: `${S.smallFiles} small files, files/s`, pgdv: String(Math.round(fps)), peer: `restic ${Math.round(S.smallFiles / (rs / 1000))}`, ratio: f2(rs / ps.ms), bar: '≥ 5,000 files/s', ok: fps >= 5000 });
 
+    }
+
     // 6. Many versions sharing 90%.
+    if (want(6)) {
     const vdir = path.join(base, 'vers');
     await mkdir(vdir);
     const vfile = path.join(vdir, 'data.bin');
@@ -279,6 +291,8 @@ async function main(): Promise<void> {
     say();
     rows.push({ figure: `${S.versions} versions × ${S.versionSize / MiB} MiB, stored / unique`, pgdv: f2(duV / unique), peer: '—', ratio: f2(duV / unique), bar: '≤ 1.15', ok: duV <= 1.15 * unique });
 
+    }
+
     say('## Summary: each figure next to its peer, the ratio and the bar');
     say();
     say('| figure | pgdv | peer (same run) | ratio | bar | met |');
@@ -292,7 +306,7 @@ async function main(): Promise<void> {
     if (!keep) await rm(base, { recursive: true, force: true });
   }
   if (write) {
-    const out = fileURLToPath(new URL('./results/files.md', import.meta.url));
+    const out = fileURLToPath(new URL(only ? './results/files-rerun.md' : './results/files.md', import.meta.url));
     mkdirSync(path.dirname(out), { recursive: true });
     writeFileSync(out, lines.join('\n') + '\n');
     console.log(`\nwrote ${out}`);

@@ -113,6 +113,9 @@ describe('add killed at random moments', () => {
       expect(result.new_bytes).toBeLessThanOrEqual(result.bytes - (Number(stored.b) - total))
     }
     expect(await versions()).toBe(2)
+    // The killed runs' sessions were found dead and marked failed; nothing is left 'uploading' as live.
+    const sessions = await pgdv.db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM dv_files.ingest_sessions GROUP BY state ORDER BY state')
+    expect(sessions.find((r) => r.state === 'running')).toBeUndefined()
 
     const out = await fs.mkdtemp(path.join(os.tmpdir(), 'pgdv-crash-out-'))
     try {

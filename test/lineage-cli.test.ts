@@ -9,6 +9,7 @@ import { createDataset } from '../src/api/datasets.js'
 import { cli } from './helpers/cli.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
 import { fakeCommit } from './helpers/lineage-versions.js'
+import { commitRows } from './helpers/versions.js'
 
 let t: TestDatabase
 let pgdv: Pgdv
@@ -73,10 +74,17 @@ describe('pgdv experiment / run / model / lineage', () => {
     expect((unknown.json as { error: { message: string } }).error.message).toMatch(/run 99999 does not exist/)
   })
 
-  it('reproduce says clearly that the checkouts are not wired yet', async () => {
-    const r = await cli(['run', 'reproduce', run1, '--out', path.join(dir, 'repro')], conn)
-    expect(r.exitCode).toBe(1)
-    expect(r.stderr).toMatch(/checkout of table\/files inputs is not wired/)
+  it('reproduces a run from its pinned inputs through the real checkouts', async () => {
+    await commitRows(pgdv, 'labels', [{ id: 1, label: 'cat' }, { id: 2, label: 'dog' }], { columns: 'id int, label text', create: { key: ['id'] } })
+    const run = (await ok<{ id: string }>(['run', 'start', '-e', 'delays', '-i', 'labels', '--json'])).json!.id
+    await commitRows(pgdv, 'labels', [{ id: 3, label: 'fox' }], { mode: 'append' })
+    const out = path.join(dir, 'repro')
+    const r = await ok<{ inputs: { verified: string }[] }>(['run', 'reproduce', run, '--out', out, '--json'])
+    expect(r.json?.inputs.map((i) => i.verified)).toEqual(['ok'])
+    expect((await fs.readFile(path.join(out, 'labels.csv'), 'utf8')).trim().split('\n')).toHaveLength(3) // header + the 2 pinned rows
+    const again = await cli(['run', 'reproduce', run, '--out', out], conn)
+    expect(again.exitCode).toBe(1)
+    expect(again.stderr).toMatch(/is not empty/)
   })
 
   it('registers, promotes, rolls back and shows models', async () => {

@@ -141,6 +141,7 @@ describe('packs', () => {
   it('reports a failed upload from add/finish and leaves no pack behind', async () => {
     const failing: ObjectStore = Object.assign(new FsStore(path.join(dir, 'store4')), {
       put: () => Promise.reject(new Error('bucket on fire')),
+      putFile: () => Promise.reject(new Error('bucket on fire')),
     });
     const w = new PackWriter({ store: failing, tempDir: path.join(dir, 'tmp4'), targetSize: 10_000 });
     const chunk = randomBytes(20_000);

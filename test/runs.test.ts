@@ -147,10 +147,12 @@ describe('reproduce', () => {
     await fs.rm(out, { recursive: true, force: true })
   })
 
-  it('says clearly when the checkouts are not wired, before writing anything', async () => {
+  it('says clearly when a checkout is not wired, before writing anything', async () => {
     const run = await startRun(pgdv, { experiment: 'delays', inputs: ['flights@main'] })
     const out = path.join(os.tmpdir(), `pgdv-repro-none-${process.pid}`)
-    await expect(reproduceRun(pgdv, run.id, { out })).rejects.toThrow(/checkout of table\/files inputs is not wired/)
+    await expect(reproduceRun(pgdv, run.id, { out, checkouts: { checkoutTable: undefined, checkoutFiles: undefined } })).rejects.toThrow(
+      /checkout of table\/files inputs is not wired/,
+    )
     await expect(fs.stat(out)).rejects.toThrow()
     const empty = await startRun(pgdv, { experiment: 'delays' })
     await expect(reproduceRun(pgdv, empty.id, { out })).rejects.toThrow(/has no pinned inputs/)

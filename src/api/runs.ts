@@ -190,7 +190,7 @@ export async function compareRuns(pgdv: Pgdv, a: string | number, b: string | nu
 export interface ReproducedInput extends RunInput {
   /** File (table datasets) or folder (files datasets) written under the output folder. */
   path: string
-  /** ok: the catalog hash equals the pinned one and, where the checkout reports a hash, that too. */
+  /** ok: the catalog hash equals the pinned one, and the checkout reported the pinned version (or hash); catalog-only: only the first. */
   verified: 'ok' | 'catalog-only'
 }
 
@@ -267,15 +267,18 @@ export async function reproduceRun(pgdv: Pgdv, run: string | number, opts: Repro
   const manifestInputs: Record<string, unknown>[] = []
   for (const i of inputs) {
     let target: string
-    let reported: string | undefined
+    let r: unknown
     if (i.dataset_kind === 'files') {
       target = path.join(opts.out, safeName(i.dataset))
-      const r = await checkouts.checkoutFiles!(pgdv, { dataset: i.dataset, ref: i.version_id, out: target, force: opts.force ?? false })
-      reported = r && typeof r === 'object' && 'contentHash' in r ? (r.contentHash as string | undefined) : undefined
+      r = await checkouts.checkoutFiles!(pgdv, { dataset: i.dataset, ref: i.version_id, out: target, force: opts.force ?? false })
     } else {
       target = path.join(opts.out, `${safeName(i.dataset)}.${format}`)
-      const r = await checkouts.checkoutTable!(pgdv, { dataset: i.dataset, ref: i.version_id, out: target, format, force: opts.force ?? false })
-      reported = r && typeof r === 'object' && 'contentHash' in r ? (r.contentHash as string | undefined) : undefined
+      r = await checkouts.checkoutTable!(pgdv, { dataset: i.dataset, ref: i.version_id, out: target, format, force: opts.force ?? false })
+    }
+    const reported = r && typeof r === 'object' && 'contentHash' in r ? ((r as { contentHash?: string }).contentHash ?? undefined) : undefined
+    const wrote = r && typeof r === 'object' && 'version_id' in r ? String((r as { version_id: unknown }).version_id) : undefined
+    if (wrote !== undefined && wrote !== i.version_id) {
+      throw new PgdvError(`checkout of ${i.dataset} wrote version ${wrote}, but run ${id} pinned version ${i.version_id}`, { kind: 'integrity', hint: 'Report this as a bug' })
     }
     if (reported !== undefined && reported !== i.content_hash) {
       throw new PgdvError(`checkout of ${i.dataset}@v${i.version_id} produced content hash ${reported}, expected ${i.content_hash}`, {
@@ -293,7 +296,7 @@ export async function reproduceRun(pgdv: Pgdv, run: string | number, opts: Repro
     }
     if (i.dataset_kind !== 'files') entry.file_sha256 = await sha256File(target).catch(() => null)
     manifestInputs.push(entry)
-    done.push({ ...i, path: target, verified: reported !== undefined ? 'ok' : 'catalog-only' })
+    done.push({ ...i, path: target, verified: reported !== undefined || wrote !== undefined ? 'ok' : 'catalog-only' })
   }
   const manifest = { pgdv_run: id, reproduced_at: new Date().toISOString(), format, inputs: manifestInputs }
   await fs.writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`)

@@ -121,6 +121,16 @@ export class IngestSession {
    * chunks need not be uploaded again.
    */
   private async recover(): Promise<void> {
+    // Sessions of this host whose process is gone were killed: mark them failed, so
+    // their packs that never reached the store can be marked absent below.
+    const running = await this.opts.db.query<{ id: string; pid: number }>(
+      `SELECT id, pid FROM dv_files.ingest_sessions WHERE state = 'running' AND host = $1::text AND id <> $2::bigint`,
+      [hostname(), this.sessionId],
+    );
+    const dead = running.filter((r) => !processAlive(r.pid)).map((r) => r.id);
+    if (dead.length) {
+      await this.opts.db.query(`UPDATE dv_files.ingest_sessions SET state = 'failed', finished_at = now() WHERE id = ANY($1::bigint[]) AND state = 'running'`, [dead]);
+    }
     const rows = await this.opts.db.query<{ session_id: string; pack_id: string; session_state: string }>(
       'SELECT session_id, pack_id, session_state FROM dv.unregistered_packs()',
     );
@@ -355,6 +365,16 @@ export async function writeContentRows(c: pg.ClientBase, contents: Iterable<Cont
       `INSERT INTO dv_files.dataset_contents (dataset_id, content_hash) SELECT DISTINCT $1::bigint, hash FROM pgdv_tmp_contents ON CONFLICT DO NOTHING`,
       [datasetId],
     );
+  }
+}
+
+function processAlive(pid: number | null): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

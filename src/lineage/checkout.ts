@@ -1,13 +1,11 @@
-// The checkouts `pgdv run reproduce` needs, injected so this part compiles and is
-// tested before the row loaders (rows-io: checkoutTable in src/api/load.ts) and the
-// files part (checkoutFiles in src/api/files.ts) land. Whoever merges those wires them
-// here, e.g.:
-//
-//   import { checkoutTable } from '../api/load.js'
-//   import { checkoutFiles } from '../api/files.js'
-//   export const wiredCheckouts: Partial<Checkouts> = { checkoutTable, checkoutFiles }
+// The checkouts `pgdv run reproduce` needs. They are injected (reproduceRun takes them
+// as options) so this part compiled and was tested before the row loaders (rows-io:
+// checkoutTable in src/api/load.ts) and the files part (checkoutFiles in
+// src/api/files.ts) landed; wiredCheckouts below is what the CLI uses.
 
 import type { Pgdv } from '../api/client.js'
+import { checkoutFiles } from '../api/files.js'
+import { checkoutTable, type CheckoutTableInput as LoadCheckoutInput } from '../api/load.js'
 
 export interface CheckoutTableInput {
   dataset: string
@@ -28,8 +26,11 @@ export interface CheckoutFilesInput {
   force: boolean
 }
 
-/** What a checkout may report; when contentHash is given, reproduce compares it with the pinned hash. */
-export type CheckoutResult = { contentHash?: string } | unknown
+/**
+ * What a checkout may report: with contentHash, reproduce compares it with the pinned
+ * hash; with version_id, that the pinned version was the one written.
+ */
+export type CheckoutResult = { contentHash?: string; version_id?: string } | unknown
 
 export type CheckoutTable = (pgdv: Pgdv, input: CheckoutTableInput) => Promise<CheckoutResult>
 export type CheckoutFiles = (pgdv: Pgdv, input: CheckoutFilesInput) => Promise<CheckoutResult>
@@ -39,4 +40,8 @@ export interface Checkouts {
   checkoutFiles: CheckoutFiles
 }
 
-export const wiredCheckouts: Partial<Checkouts> = {}
+export const wiredCheckouts: Partial<Checkouts> = {
+  checkoutTable: (pgdv, input) => checkoutTable(pgdv, { ...input, format: input.format as LoadCheckoutInput['format'] }),
+  // checkoutFiles verifies every chunk and file hash as it writes.
+  checkoutFiles: (pgdv, input) => checkoutFiles(pgdv, input),
+}

@@ -94,6 +94,40 @@ export class FsStore implements ObjectStore {
     }
   }
 
+  /**
+   * Moves a finished local file into the store by rename (no copy, no second read):
+   * PackWriter's sealed packs, whose size and SHA-256 it computed while writing them.
+   * The file is fsynced first, so the object is durable once this resolves. Falls back
+   * to put() when the file is on another filesystem.
+   */
+  async putFile(key: string, source: string, options: PutOptions = {}): Promise<void> {
+    const file = this.pathOf(key);
+    const dir = path.dirname(file);
+    await this.ensureDir(dir, key);
+    try {
+      const fh = await open(source, 'r+');
+      try {
+        const st = await fh.stat();
+        if (options.size !== undefined && st.size !== options.size) {
+          throw new StoreError('checksum', `upload of ${key} found ${st.size} bytes in ${source} but ${options.size} were declared: the file changed; retry`, key);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(source, file);
+      await fsyncDir(dir);
+    } catch (e) {
+      if (isErrno(e, 'EXDEV')) {
+        const { createReadStream } = await import('node:fs');
+        await this.put(key, () => createReadStream(source), options);
+        await unlink(source).catch(() => undefined);
+        return;
+      }
+      throw e instanceof StoreError ? e : mapFsError(e, key, 'write');
+    }
+  }
+
   async get(key: string, range?: GetRange): Promise<Readable> {
     validateRange(key, range);
     const file = this.pathOf(key);

@@ -66,6 +66,11 @@ export interface ProbeResult {
 export interface ObjectStore {
   /** Atomic: once this resolves the whole object is readable; if it rejects, no object (or the previous one) is there. */
   put(key: string, body: PutBody, options?: PutOptions): Promise<void>;
+  /**
+   * Optional: moves a local file (consumed) into the store without copying, when the
+   * store can (the filesystem store renames it). Same atomicity as put().
+   */
+  putFile?(key: string, file: string, options?: PutOptions): Promise<void>;
   /** Streams the object (or a byte range of it); rejects with code 'not_found' if absent. */
   get(key: string, range?: GetRange): Promise<Readable>;
   /** Size of the object, or null if absent. */
