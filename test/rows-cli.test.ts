@@ -317,8 +317,16 @@ describe('bad input: one line, non-zero exit, nothing committed', () => {
 describe('history: diff, branches, tags, merge, reset', () => {
   it('diff --summary --json, rows, values, csv and json lines, schema changes', async () => {
     await run(['dataset', 'create', 'd', '--key', 'id'])
-    await run(['commit', 'd', await file('d1.csv', 'id,v\n1,a\n2,b\n3,c\n')])
+    const first = await run<Commit>(['commit', 'd', await file('d1.csv', 'id,v\n1,a\n2,b\n3,c\n'), '--json'])
+    const between = new Date()
+    await new Promise((r) => setTimeout(r, 50))
     await run(['commit', 'd', await file('d2.csv', 'id,v,w\n1,a,x\n2,B,y\n4,d,z\n')])
+    // Time travel: where main pointed just after the first commit.
+    const tt = await run<{ version_id: string }>(['show', 'd', 'main', '--at', between.toISOString(), '--json'])
+    expect(tt.json?.version_id).toBe(first.json?.version_id)
+    const tl = await run<{ version_id: string }[]>(['log', 'd', '--at', between.toISOString(), '--json'])
+    expect(tl.json?.[0].version_id).toBe(first.json?.version_id)
+    expectOneLineError(await run(['show', 'd', 'main', '--at', 'yesterday-ish']), /--at "yesterday-ish" is not a date and time/)
     const s = await run<{ added: number; removed: number; modified: number; schema: { change: string; column_name: string }[] }>(['diff', 'd', 'main~1', 'main', '--summary', '--json'])
     expect(s.exitCode, s.stderr).toBe(0)
     expect(s.json).toMatchObject({ added: 1, removed: 1, modified: 2 })
