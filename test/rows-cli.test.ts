@@ -243,6 +243,7 @@ describe('bad input: one line, non-zero exit, nothing committed', () => {
     const lines = (await fs.readFile(rej, 'utf8')).trim().split('\n').map((l) => JSON.parse(l))
     expect(lines[0]).toEqual({ line: 3, reason: 'expected 2 fields, got 3', raw: '2,b,extra' })
     expect(lines[1]).toMatchObject({ line: 5, reason: 'a quoted field is never closed' })
+    expectOneLineError(await run(['commit', 'bad', f, '--reject-file', path.join(dir, 'no/such/dir/r.jsonl')]), /--reject-file .*r\.jsonl: its folder does not exist/)
     const text = await run(['commit', 'bad', f, '--reject-file', rej, '--mode', 'upsert'])
     expect(text.stdout).toMatch(/set aside 2 bad records in .*rejects\.jsonl/)
   })
