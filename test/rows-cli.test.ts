@@ -203,6 +203,19 @@ describe('modes, formats and sources', () => {
     expectOneLineError(await run(['commit', 'prices', '--from-table', 'public.missing']), /--from-table: relation "public.missing" does not exist/)
   })
 
+  it('a keyless dataset counts duplicate rows; delete removes one copy per line', async () => {
+    await run(['dataset', 'create', 'events'])
+    const r = await run<Commit>(['commit', 'events', await file('ev.csv', 'kind,n\nclick,1\nclick,1\nview,2\n'), '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({ row_count: '3', loaded: 3 })
+    const d = await run<Commit>(['commit', 'events', await file('ev-del.csv', 'kind,n\nclick,1\n'), '--mode', 'delete', '--json'])
+    expect(d.json).toMatchObject({ created: true, row_count: '2' })
+    expect((await rowsOf('events')).map((x) => `${x.kind}${x.n}`)).toEqual(['click1', 'view2'])
+    const out = path.join(dir, 'events.jsonl')
+    expect((await run(['checkout', 'events', 'main~1', '--out', out])).exitCode).toBe(0)
+    expect((await fs.readFile(out, 'utf8')).trim().split('\n').sort()).toEqual(['{"kind":"click","n":1}', '{"kind":"click","n":1}', '{"kind":"view","n":2}'])
+  })
+
   it('CSV options: TAB delimiter, another quote, a NULL marker, no header with --columns', async () => {
     await run(['dataset', 'create', 'tsv'])
     const r = await run<Commit>([
@@ -230,6 +243,7 @@ describe('bad input: one line, non-zero exit, nothing committed', () => {
     const lines = (await fs.readFile(rej, 'utf8')).trim().split('\n').map((l) => JSON.parse(l))
     expect(lines[0]).toEqual({ line: 3, reason: 'expected 2 fields, got 3', raw: '2,b,extra' })
     expect(lines[1]).toMatchObject({ line: 5, reason: 'a quoted field is never closed' })
+    expectOneLineError(await run(['commit', 'bad', f, '--reject-file', path.join(dir, 'no/such/dir/r.jsonl')]), /--reject-file .*r\.jsonl: its folder does not exist/)
     const text = await run(['commit', 'bad', f, '--reject-file', rej, '--mode', 'upsert'])
     expect(text.stdout).toMatch(/set aside 2 bad records in .*rejects\.jsonl/)
   })

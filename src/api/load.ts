@@ -285,7 +285,15 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
     // 2. Stream: file → parser → records → COPY text → staging table.
     let rejected = 0
     let reject: fs.WriteStream | undefined
-    if (input.rejectFile) reject = fs.createWriteStream(input.rejectFile)
+    let rejectError: Error | undefined
+    if (input.rejectFile) {
+      // Created up front so a bad path fails here, before any row moves.
+      await fsp.writeFile(input.rejectFile, '').catch((e: NodeJS.ErrnoException) => {
+        throw new PgdvError(`--reject-file ${input.rejectFile}: ${e.code === 'ENOENT' ? 'its folder does not exist' : e.message}`, { kind: 'io', hint: 'Give a writable path', cause: e })
+      })
+      reject = fs.createWriteStream(input.rejectFile)
+      reject.on('error', (e) => (rejectError = e))
+    }
     const onBad = tolerant
       ? (b: BadRecord) => {
           rejected++
@@ -364,6 +372,7 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
       rows = copy.rowCount
     }
     report()
+    if (rejectError) throw new PgdvError(`--reject-file ${input.rejectFile}: ${rejectError.message}; nothing was committed`, { kind: 'io', cause: rejectError })
     if (rows === 0 && rejected > 0) {
       throw new PgdvError(`every record of ${file} was rejected (${rejected}, see ${input.rejectFile}); nothing was committed`, { hint: 'Check the format options (--delimiter, --quote)' })
     }
