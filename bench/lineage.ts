@@ -9,6 +9,8 @@
  * --quick is --scale 0.05 with fewer samples. Without a URL (or PGDV_BENCH_DATABASE_URL,
  * an admin URL) it starts an embedded PostgreSQL in a temporary folder.
  * Prints every figure beside its peer and bar, and writes bench/results/lineage.md.
+ * Diagnostics: --only walks|ingest, --explain (plans of slow ingest statements),
+ * --explain-walks (plans of one walk's statements, levels included).
  */
 import { randomUUID } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
@@ -46,6 +48,29 @@ const M = Math.max(10, Math.round(5_000 * scale)) // models, 10 versions each =>
 const MV = M * 10
 const JOBS = Math.max(10, Math.round(1000 * scale))
 
+/**
+ * CPU seconds used so far by the embedded server's processes (postmaster and its
+ * children, from /proc). The machine is shared, so wall time includes waiting for a
+ * core; CPU time says what the work itself costs. undefined when not measurable.
+ */
+async function serverCpuSeconds(dataDir: string | undefined): Promise<number | undefined> {
+  if (!dataDir || process.platform !== 'linux') return undefined
+  try {
+    const pm = Number((await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
+    let ticks = 0
+    for (const d of await fs.readdir('/proc')) {
+      if (!/^\d+$/.test(d)) continue
+      const stat = await fs.readFile(`/proc/${d}/stat`, 'utf8').catch(() => '')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      // fields after the command: state ppid ... utime(12th) stime(13th) counting from state = 1
+      if (Number(d) === pm || Number(f[1]) === pm) ticks += Number(f[11]) + Number(f[12])
+    }
+    return ticks / 100
+  } catch {
+    return undefined
+  }
+}
+
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
@@ -82,6 +107,7 @@ async function main() {
   let adminUrl = flag('--database-url') ?? process.env.PGDV_BENCH_DATABASE_URL
   let stop = async () => {}
   let serverLog: string | undefined
+  let dataDir: string | undefined
   if (!adminUrl) {
     const base = await fs.mkdtemp(path.join(os.tmpdir(), 'pgdv-bench-'))
     await fs.chmod(base, 0o755)
@@ -89,6 +115,7 @@ async function main() {
     const settings = await ensureEmbeddedRunning(home)
     adminUrl = embeddedUrl(settings, 'postgres')
     serverLog = embeddedPaths(home).log
+    dataDir = embeddedPaths(home).data
     stop = async () => {
       await stopEmbedded(home)
       await fs.rm(base, { recursive: true, force: true })
@@ -114,6 +141,7 @@ async function main() {
     console.log(`  ${label.padEnd(44)} ${((performance.now() - t) / 1000).toFixed(1)} s`)
   }
 
+  const loadAtStart = os.loadavg()
   console.log(`generating: ${D} datasets x ${K} versions, ${R} runs (${P} pipeline), ${MV} model versions, ${JOBS} jobs`)
   const tLoad = performance.now()
   // Bulk load as the owner. Audit triggers are per row and not what is measured here.
@@ -206,6 +234,17 @@ async function main() {
   const line = (r: (typeof rows)[number]) => console.log(`${r.query.padEnd(44)} ${r.ours.padEnd(26)} ${r.peer.padEnd(34)} ${r.ratio.padEnd(8)} ${r.bar.padEnd(22)} ${r.ok}  ${r.detail}`)
   console.log(`${'query'.padEnd(44)} ${'pgdv (p50 / p99)'.padEnd(26)} ${'naive CTE, no indexes (p50 / p99)'.padEnd(34)} ${'ratio'.padEnd(8)} ${'bar'.padEnd(22)} ok`)
 
+  if (args.includes('--explain-walks')) {
+    // The plans of one walk's statements, levels included (auto_explain, nested).
+    await c.query("LOAD 'auto_explain'")
+    await c.query("SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_analyze = on; SET client_min_messages = log")
+    c.on('notice', (n) => console.log(n.message))
+    for (let i = 0; i < 7; i++) await c.query(ours('lineage_downstream'), mvStart()) // past the custom-plan phase
+    console.log('---- the 8th call ----')
+    await c.query(ours('lineage_downstream'), mvStart())
+    await c.query("SET client_min_messages = notice; SET auto_explain.log_min_duration = -1")
+    c.removeAllListeners('notice')
+  }
   if (only !== 'ingest') {
   await c.query("SET statement_timeout = '15s'")
   for (const [label, fn, naive, start] of [
@@ -310,8 +349,13 @@ async function main() {
     }
     const pgdv = await Pgdv.open({ databaseUrl: url, env: {}, home: os.tmpdir() })
     let t = performance.now()
+    const cpu0 = { server: await serverCpuSeconds(dataDir), node: process.cpuUsage() }
     const first = await ingestOpenLineageFile(pgdv, file)
     const rate = first.received / ((performance.now() - t) / 1000)
+    const serverCpu = (await serverCpuSeconds(dataDir)) ?? Number.NaN
+    const nodeCpu = process.cpuUsage(cpu0.node)
+    const cpuSeconds = serverCpu - (cpu0.server ?? Number.NaN) + (nodeCpu.user + nodeCpu.system) / 1e6
+    const cpuRate = first.received / cpuSeconds
     t = performance.now()
     const again = await ingestOpenLineageFile(pgdv, file)
     const rateDup = again.received / ((performance.now() - t) / 1000)
@@ -328,7 +372,7 @@ async function main() {
       ratio: '',
       bar: '≥ 5,000 events/s',
       ok: rate >= 5000 ? 'yes' : 'NO',
-      detail: `${first.received} events (${first.ingested} new), each with a pgdv input, an external input and an external output`,
+      detail: `${first.received} events (${first.ingested} new), each with a pgdv input, an external input and an external output${Number.isFinite(cpuRate) ? `; CPU: server ${(serverCpu - (cpu0.server ?? 0)).toFixed(1)} s + client ${((nodeCpu.user + nodeCpu.system) / 1e6).toFixed(1)} s = ${Math.round(cpuRate).toLocaleString('en-US')} events per CPU-second (server alone: ${Math.round(first.received / (serverCpu - (cpu0.server ?? 0))).toLocaleString('en-US')}/s)` : ''}`,
     }
     rows.push(r)
     line(r)
@@ -346,7 +390,7 @@ async function main() {
     '',
     `- date: ${new Date().toISOString()}`,
     `- command: \`node --import tsx bench/lineage.ts${args.length ? ` ${args.join(' ')}` : ''}\``,
-    `- machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.platform()} ${os.release()}; load average at the end ${os
+    `- machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.platform()} ${os.release()}; load average (1, 5, 15 min) at the start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at the end ${os
       .loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}`,

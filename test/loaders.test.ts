@@ -14,7 +14,7 @@ import { formatColumnDefs, inferColumns, parseColumnDefs } from '../src/io/infer
 import { runPipeline } from '../src/io/pipe.js'
 import { abortOnBad, type BadRecord, formatOf, type InputFormat, type InputRecord, mapReadError, readSample, recordStages } from '../src/io/readers.js'
 import { outputFormatOf, parquetColumn } from '../src/io/writers.js'
-import { parseCharFlag, parseLoadSource } from '../src/lib/parse.js'
+import { parseAt, parseCharFlag, parseLoadSource } from '../src/lib/parse.js'
 import { formatRate, progressEnabled } from '../src/lib/progress.js'
 
 let dir: string
@@ -227,6 +227,12 @@ describe('flags and output', () => {
     expect(parseCharFlag('quote', "'")).toBe("'")
     expect(parseCharFlag('quote', undefined)).toBeUndefined()
     expect(() => parseCharFlag('delimiter', ';;')).toThrow(/one character/)
+  })
+  it('parses --at, without a zone as UTC', () => {
+    expect(parseAt('2024-05-01 12:00')).toEqual(new Date('2024-05-01T12:00:00Z'))
+    expect(parseAt('2024-05-01T12:00:00+02:00')).toEqual(new Date('2024-05-01T10:00:00Z'))
+    expect(parseAt(undefined)).toBeUndefined()
+    expect(() => parseAt('soon')).toThrow(/not a date and time/)
   })
   it('takes exactly one load source', () => {
     expect(parseLoadSource('a.csv', undefined, undefined)).toEqual({ kind: 'file', file: 'a.csv' })

@@ -180,3 +180,15 @@ describe('reading', () => {
     await expect(commit('docs', [{ path: 'a.txt' }, { path: 'a.txt' }])).rejects.toThrow(/repeat key/)
   })
 })
+
+describe('empty root versions', () => {
+  it('read as no rows; a files dataset keeps its fixed columns', async () => {
+    await q("SELECT * FROM dv.dataset_create('empty_files', 'files')")
+    const [{ sql }] = await q<{ sql: string }>("SELECT dv.rows_sql('empty_files', 'main') AS sql")
+    const res = await c.query(sql)
+    expect(res.fields.map((f) => f.name)).toEqual(['path', 'size', 'content_hash', 'mode', 'link_target'])
+    expect(res.rows).toEqual([])
+    await q("SELECT * FROM dv.dataset_create('empty_table')")
+    expect(await q("SELECT * FROM dv.rows('empty_table', 'main')")).toEqual([])
+  })
+})

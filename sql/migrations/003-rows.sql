@@ -333,6 +333,11 @@ BEGIN
   v_keyless := dv_internal.key_columns(v_ds) IS NULL;
   SELECT string_agg(format('r.%I', c.column_name), ', ' ORDER BY c.ordinal) INTO v_cols FROM dv_internal.version_cols(p_version) c;
   IF v_cols IS NULL THEN
+    -- A root version: no rows; a files dataset still has its fixed columns.
+    IF (SELECT d.kind FROM dv.datasets d WHERE d.id = v_ds) = 'files' THEN
+      RETURN (SELECT format('SELECT %s WHERE false', string_agg(format('NULL::%s AS %I', f.data_type, f.column_name), ', ' ORDER BY f.ordinal))
+              FROM dv_internal.files_columns() f);
+    END IF;
     RETURN 'SELECT WHERE false';
   END IF;
   IF v_keyless THEN

@@ -382,7 +382,9 @@ BEGIN
           WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.dst)
           ORDER BY e.dst, f.ord
         ) y
-        JOIN dv.lineage_nodes n ON n.id = y.id
+        -- A per-row index lookup (OFFSET 0 keeps it one): joined as a plain join, the
+        -- planner may hash the whole node table for a frontier it cannot size.
+        CROSS JOIN LATERAL (SELECT n0.kind, n0.ref_id, n0.name FROM dv.lineage_nodes n0 WHERE n0.id = y.id OFFSET 0) n
       ) x;
     ELSE
       SELECT array_agg(x.id), array_agg(x.kind), array_agg(x.ref_id), array_agg(x.name), array_agg(x.relation), array_agg(x.path)
@@ -397,7 +399,9 @@ BEGIN
           WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.src)
           ORDER BY e.src, f.ord
         ) y
-        JOIN dv.lineage_nodes n ON n.id = y.id
+        -- A per-row index lookup (OFFSET 0 keeps it one): joined as a plain join, the
+        -- planner may hash the whole node table for a frontier it cannot size.
+        CROSS JOIN LATERAL (SELECT n0.kind, n0.ref_id, n0.name FROM dv.lineage_nodes n0 WHERE n0.id = y.id OFFSET 0) n
       ) x;
     END IF;
     EXIT WHEN v_ids IS NULL;
@@ -1310,35 +1314,51 @@ Example: SELECT * FROM dv.lineage_add(''external_dataset'', dv.external_dataset_
 
 CREATE FUNCTION dv.lineage_upstream(p_kind text, p_id bigint, p_max_depth integer DEFAULT 10)
 RETURNS TABLE (kind text, id bigint, name text, depth integer, relation text, path text[])
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+-- PL/pgSQL, not SQL: the statement's plan is cached for the session instead of being
+-- planned on every call.
+BEGIN
+  RETURN QUERY
   SELECT w.kind, w.ref_id, w.name, w.depth, w.relation, string_to_array(w.path, '>')
-  FROM dv_internal.lineage_walk(dv_internal.lineage_start(p_kind, p_id), false, p_max_depth) w
+  FROM dv_internal.lineage_walk(dv_internal.lineage_start(p_kind, p_id), false, p_max_depth) w;
+END
 $$;
 COMMENT ON FUNCTION dv.lineage_upstream(text, bigint, integer) IS 'Everything a node came from, breadth first up to p_max_depth: kind, id, name, depth, the relation that reached it and the path (kind:id keys from the start). Cycle-safe. Kind model starts from all its versions.
 Example: SELECT * FROM dv.lineage_upstream(''model_version'', 42);';
 
 CREATE FUNCTION dv.lineage_downstream(p_kind text, p_id bigint, p_max_depth integer DEFAULT 10)
 RETURNS TABLE (kind text, id bigint, name text, depth integer, relation text, path text[])
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+-- PL/pgSQL, not SQL: the statement's plan is cached for the session instead of being
+-- planned on every call.
+BEGIN
+  RETURN QUERY
   SELECT w.kind, w.ref_id, w.name, w.depth, w.relation, string_to_array(w.path, '>')
-  FROM dv_internal.lineage_walk(dv_internal.lineage_start(p_kind, p_id), true, p_max_depth) w
+  FROM dv_internal.lineage_walk(dv_internal.lineage_start(p_kind, p_id), true, p_max_depth) w;
+END
 $$;
 COMMENT ON FUNCTION dv.lineage_downstream(text, bigint, integer) IS 'Everything that came from a node, breadth first up to p_max_depth, with depth and path. Cycle-safe.
 Example: SELECT * FROM dv.lineage_downstream(''dataset_version'', 7, 5);';
 
 CREATE FUNCTION dv.lineage_impact(p_dataset text, p_ref text DEFAULT 'main', p_max_depth integer DEFAULT 100)
 RETURNS TABLE (kind text, id bigint, name text, depth integer, path text[])
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   SELECT w.kind, w.ref_id, w.name, w.depth, string_to_array(w.path, '>')
   FROM dv_internal.lineage_walk(dv_internal.lineage_start('dataset_version', dv.resolve_ref(p_dataset, p_ref)), true, p_max_depth) w
   WHERE w.kind IN ('run', 'model_version')
-  ORDER BY w.depth, w.kind, w.ref_id
+  ORDER BY w.depth, w.kind, w.ref_id;
+END
 $$;
 COMMENT ON FUNCTION dv.lineage_impact(text, text, integer) IS 'Every run and model version that depends on a dataset version, transitively (through derived versions and run outputs), with the path.
 Example: SELECT kind, name, path FROM dv.lineage_impact(''labels'', ''v3'');';

@@ -18,7 +18,7 @@ import { abortOnBad, type BadRecord, csvCopyOptions, csvRawStages, type CsvOptio
 import { type OutputFormat, outputFormatOf, writeCsv, writeJsonl, writeParquet } from '../io/writers.js'
 import type { Pgdv } from './client.js'
 import { showDataset } from './datasets.js'
-import { resolveRef } from './refs.js'
+import { checkoutFiles } from './files.js'
 import type { CommitMode } from './rows.js'
 
 
@@ -211,6 +211,29 @@ export async function mapCopyError(
   })
 }
 
+/**
+ * PostgreSQL 17+ can skip rows whose values do not fit a column (COPY ... ON_ERROR ignore)
+ * and name each one in a NOTICE; with --reject-file those rows are set aside too.
+ * Returns the COPY options to add and a function that stops listening.
+ */
+function skipTypeErrors(
+  client: pg.ClientBase,
+  serverVersion: string,
+  lineOf: (copyLine: number) => number | undefined,
+  types: Map<string, string>,
+  onBad: (b: BadRecord) => void,
+): { options: string[]; done: () => void } {
+  if (Number.parseInt(serverVersion, 10) < 17) return { options: [], done: () => {} }
+  const listener = (n: { message?: string }) => {
+    const m = /^skipping row due to data type incompatibility at line (\d+) for column "(.*)": (.*)$/s.exec(n.message ?? '')
+    if (!m) return
+    const line = lineOf(Number(m[1])) ?? Number(m[1])
+    onBad({ line, reason: `column ${m[2]}: ${m[3] === 'null input' ? 'NULL' : `value ${m[3]}`} does not fit type ${types.get(m[2]) ?? 'of the column'}` })
+  }
+  client.on('notice', listener)
+  return { options: ['ON_ERROR ignore', 'LOG_VERBOSITY verbose'], done: () => void client.removeListener('notice', listener) }
+}
+
 /** Loads a CSV, JSONL or Parquet file into a new version of a table dataset. */
 export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<LoadResult> {
   const file = input.file
@@ -280,13 +303,14 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
       // lines, the header and quoted newlines included) is the file's own line number.
       // With it, csv-parse sets malformed records aside and forwards the good ones' text.
       const o = input.csv ?? {}
-      const copyOpts = csvCopyOptions(tolerant ? { ...o, header: false } : o, (x) => client.escapeLiteral(x))
+      const lineMap = new LineMap()
+      const skip = tolerant ? skipTypeErrors(client, pgdv.db.serverVersion, (n) => lineMap.inputLine(n), types, onBad) : undefined
+      const copyOpts = [csvCopyOptions(tolerant ? { ...o, header: false } : o, (x) => client.escapeLiteral(x)), ...(skip?.options ?? [])].join(', ')
       const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN WITH (${copyOpts})`))
       const onBytes = (n: number) => {
         bytes += n
         report()
       }
-      const lineMap = new LineMap()
       let stages: unknown[]
       if (tolerant) {
         stages = csvRawStages(file, o, onBad, (sent, line) => {
@@ -309,6 +333,7 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
       } catch (e) {
         throw await mapCopyError(mapReadError(file, e), file, (n) => (tolerant ? lineMap.inputLine(n) : n), types)
       } finally {
+        skip?.done()
         if (reject) await new Promise<void>((resolve) => reject!.end(resolve))
       }
       rows = copy.rowCount
@@ -325,14 +350,18 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
           rows++
         },
       })
-      const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN`))
+      const skip = tolerant ? skipTypeErrors(client, pgdv.db.serverVersion, (n) => lineMap.inputLine(n), types, onBad) : undefined
+      const withOpts = skip?.options.length ? ` WITH (${skip.options.join(', ')})` : ''
+      const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN${withOpts}`))
       try {
         await runPipeline([...rs.stages, encoder, copy])
       } catch (e) {
         throw await mapCopyError(mapReadError(file, e), file, (n) => lineMap.inputLine(n), types)
       } finally {
+        skip?.done()
         if (reject) await new Promise<void>((resolve) => reject!.end(resolve))
       }
+      rows = copy.rowCount
     }
     report()
     if (rows === 0 && rejected > 0) {
@@ -446,38 +475,14 @@ async function exists(p: string): Promise<boolean> {
   )
 }
 
-type CheckoutFilesFn = (pgdv: Pgdv, input: { dataset: string; ref: string; out: string; force?: boolean; progress?: boolean }) => Promise<unknown>
-
-/**
- * checkoutFiles from src/api/files.ts (owned by the files part), loaded at run time so
- * this module builds whether or not that one is merged yet; without it, checking out a
- * files dataset fails with a clear message instead of doing something half-right.
- */
-async function loadCheckoutFiles(): Promise<CheckoutFilesFn | undefined> {
-  const spec = './files.js'
-  try {
-    const mod = (await import(spec)) as { checkoutFiles?: CheckoutFilesFn }
-    return mod.checkoutFiles
-  } catch {
-    return undefined
-  }
-}
-
 /** Writes one version of a table dataset to a CSV, JSONL or Parquet file, streamed with COPY TO. */
 export async function checkoutTable(pgdv: Pgdv, input: CheckoutTableInput): Promise<CheckoutResult> {
   const ref = input.ref ?? 'main'
   const ds = await showDataset(pgdv, input.dataset)
   if (ds.kind === 'files') {
-    const checkoutFiles = await loadCheckoutFiles()
-    if (!checkoutFiles) {
-      throw new PgdvError(`"${input.dataset}" is a files dataset and this build cannot check out files yet`, {
-        kind: 'unsupported',
-        hint: 'checkoutFiles (src/api/files.ts) is not wired in; update pgdv',
-      })
-    }
-    const versionId = await resolveRef(pgdv, input.dataset, ref)
-    const r = (await checkoutFiles(pgdv, { dataset: input.dataset, ref, out: input.out, force: input.force, progress: input.progress })) as { files?: number; bytes?: number }
-    return { dataset: input.dataset, ref, version_id: versionId, out: input.out, format: 'files', rows: r?.files ?? 0, bytes: r?.bytes ?? 0 }
+    // A files dataset is written to a folder by the files part (chunks verified).
+    const r = await checkoutFiles(pgdv, { dataset: input.dataset, ref, out: input.out, force: input.force, progress: input.progress })
+    return { dataset: input.dataset, ref, version_id: r.version_id, out: input.out, format: 'files', rows: r.files, bytes: r.bytes }
   }
   const format = input.format ?? outputFormatOf(input.out)
   if (!input.force && (await exists(input.out))) {

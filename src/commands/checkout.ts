@@ -2,6 +2,8 @@ import { Args, Flags } from '@oclif/core'
 import { checkoutTable, type CheckoutResult } from '../api/load.js'
 import type { OutputFormat } from '../io/writers.js'
 import { PgdvCommand } from '../lib/base.js'
+import { parseAt } from '../lib/parse.js'
+import { refAt } from '../api/refs.js'
 import { createProgress, progressEnabled } from '../lib/progress.js'
 
 export default class Checkout extends PgdvCommand<typeof Checkout> {
@@ -25,6 +27,7 @@ so an interrupted checkout leaves nothing half-written. An existing file is kept
     out: Flags.string({ char: 'o', description: 'output file (or folder for a files dataset)', required: true }),
     format: Flags.string({ description: 'output format (default: from the extension)', options: ['csv', 'jsonl', 'parquet'] }),
     force: Flags.boolean({ char: 'f', description: 'overwrite an existing file' }),
+    at: Flags.string({ description: 'time travel: the version REF pointed to at this time (from the reflog)' }),
   }
 
   async run(): Promise<CheckoutResult> {
@@ -33,9 +36,11 @@ so an interrupted checkout leaves nothing half-written. An existing file is kept
     let progress = createProgress({ enabled: false })
     let r: CheckoutResult
     try {
-      r = await checkoutTable(await this.pgdv(), {
+      const pgdv = await this.pgdv()
+      const at = parseAt(this.flags.at)
+      r = await checkoutTable(pgdv, {
         dataset: args.dataset,
-        ref: args.ref,
+        ref: at ? await refAt(pgdv, args.dataset, args.ref, at) : args.ref,
         out: this.flags.out,
         format: this.flags.format as OutputFormat | undefined,
         force: this.flags.force,

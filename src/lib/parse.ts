@@ -34,3 +34,14 @@ export function parseLoadSource(file: string | undefined, query: string | undefi
   if (query !== undefined) return { kind: 'query', query }
   return { kind: 'table', table: table! }
 }
+
+/** --at "2024-05-01 12:00" (any Date.parse form; no zone = UTC) → Date. */
+export function parseAt(flag: string | undefined): Date | undefined {
+  if (flag === undefined) return undefined
+  const iso = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(flag.trim()) ? `${flag.trim().replace(' ', 'T')}Z` : flag
+  const d = new Date(iso)
+  if (Number.isNaN(d.getTime())) {
+    throw new PgdvError(`--at "${flag}" is not a date and time`, { hint: 'e.g. --at "2024-05-01 12:00" (UTC) or --at 2024-05-01T12:00:00+02:00' })
+  }
+  return d
+}
