@@ -172,6 +172,13 @@ describe('bad inputs', () => {
     }
   })
 
+  it('checks out the empty root version of a new files dataset as an empty folder', async () => {
+    await cli(['dataset', 'create', 'empty-files', '--files'], conn())
+    const out = path.join(work, 'co-empty')
+    await expect(checkoutFiles(pgdv, { dataset: 'empty-files', ref: 'main', out })).resolves.toMatchObject({ files: 0, links: 0 })
+    expect(await fs.readdir(out)).toEqual([])
+  })
+
   it('refuses a table dataset, an unknown dataset and a missing path, with one line each', async () => {
     await cli(['dataset', 'create', 'tbl'], conn())
     const a = await cli(['add', 'tbl', work], conn())

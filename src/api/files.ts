@@ -239,6 +239,9 @@ async function recordSummary(c: pg.ClientBase, dataset: string, datasetId: strin
 
 /** Streams the file rows of a version, ordered by path, through COPY (never all in memory). */
 async function* versionRows(pgdv: Pgdv, dataset: string, ref: string, where?: { path: string }): AsyncGenerator<FileRow> {
+  // An empty version (the root of a new dataset has no columns at all) holds no files.
+  const { n } = await pgdv.db.one<{ n: string }>('SELECT row_count AS n FROM dv.versions WHERE id = dv.resolve_ref(p_dataset => $1::text, p_ref => $2::text)', [dataset, ref])
+  if (Number(n) === 0) return
   const sql = (await pgdv.db.one<{ sql: string }>('SELECT dv.rows_sql(p_dataset => $1::text, p_ref => $2::text) AS sql', [dataset, ref])).sql
   const client = await pgdv.db.pool.connect()
   try {
