@@ -1,4 +1,4 @@
-// Runs the TypeScript pipeline example of docs/lineage.md exactly as written (only the
+// Runs the TypeScript pipeline example of the README exactly as written (only the
 // package import is pointed at the sources), then checks what it recorded.
 
 import fs from 'node:fs/promises'
@@ -36,7 +36,7 @@ afterAll(async () => {
 
 describe('the README pipeline example', () => {
   it('runs as written and records the run, metrics, model and alias', async () => {
-    const doc = await fs.readFile(path.join(root, 'docs/lineage.md'), 'utf8')
+    const doc = await fs.readFile(path.join(root, 'README.md'), 'utf8')
     const m = /<!-- example:pipeline -->\n```ts\n([\s\S]*?)```/.exec(doc)
     expect(m).not.toBeNull()
     const code = m![1]

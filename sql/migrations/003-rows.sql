@@ -1,7 +1,7 @@
 -- 003 rows: row versions stored as copy-on-write deltas, commits, reads, checkpoints,
 -- diffs, merges, schema evolution and tag views.
 --
--- Storage model (docs/row-hash.md has the encoding; README "Row versions" the tour):
+-- Storage model (README "How row versions are stored and hashed" has the encoding; "Row versions from psql" the tour):
 --   * every committed version except a dataset's empty root has a delta table
 --     dv_rows."d<dataset id>_v<version id>" that INHERITS its parents' delta tables
 --     (a merge inherits from both). It holds, relative to the FIRST parent, one entry per
@@ -101,7 +101,7 @@ LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- The SQL expression giving the canonical text of one non-NULL value of type p_type
--- (a format_type() spelling). docs/row-hash.md documents each form; src/rows/hash.ts
+-- (a format_type() spelling). The README ("Canonical row encoding") documents each form; src/rows/hash.ts
 -- produces the same text in Node. Callers run under DateStyle ISO, TimeZone UTC,
 -- IntervalStyle postgres, extra_float_digits 1 (set on every function that hashes).
 BEGIN

@@ -1,5 +1,5 @@
 // The canonical row encoding and SHA-256 row hash, byte for byte the same as the SQL in
-// sql/migrations/003-rows.sql (dv_internal.canon_sql / hash_sql); docs/row-hash.md is
+// sql/migrations/003-rows.sql (dv_internal.canon_sql / hash_sql); the README ("How row versions are stored and hashed") is
 // the specification. Values are accepted as node-postgres returns them (numbers,
 // strings, Date, Buffer, parsed JSON) or as their canonical text.
 
@@ -102,7 +102,7 @@ function floatHex(v: unknown, bytes: 4 | 8): string {
   return b.toString('hex')
 }
 
-/** The canonical text of one non-NULL value of a column type (docs/row-hash.md). */
+/** The canonical text of one non-NULL value of a column type (README, "Canonical row encoding"). */
 export function canonicalText(value: unknown, type: string): string {
   if (type.endsWith('[]')) {
     const element = type.slice(0, -2)
