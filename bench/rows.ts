@@ -32,6 +32,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
 import { Pgdv } from '../src/api/client.js'
 import { createDataset } from '../src/api/datasets.js'
 import { commitFile } from '../src/api/load.js'
+import type { CommitResult } from '../src/api/rows.js'
 import { stopEmbedded } from '../src/db/embedded.js'
 
 // ---------------------------------------------------------------------------
@@ -164,18 +165,6 @@ async function bestOf(n: number, fn: () => Promise<unknown>): Promise<number> {
 function median(xs: number[]): number {
   const s = [...xs].sort((x, y) => x - y)
   return s[Math.floor(s.length / 2)]
-}
-
-interface CommitResult {
-  version_id: string
-  parent_id: string | null
-  branch: string
-  created: boolean
-  added: string
-  removed: string
-  modified: string
-  row_count: string
-  content_hash: string
 }
 
 /**

@@ -19,7 +19,7 @@ import { type OutputFormat, outputFormatOf, writeCsv, writeJsonl, writeParquet }
 import type { Pgdv } from './client.js'
 import { showDataset } from './datasets.js'
 import { checkoutFiles } from './files.js'
-import type { CommitMode } from './rows.js'
+import type { CommitMode, CommitResult } from './rows.js'
 
 
 export interface CommitOptions {
@@ -53,16 +53,9 @@ export interface CommitQueryInput extends CommitOptions {
   table?: string
 }
 
-export interface LoadResult {
+/** dv.commit's row, with the dataset and what the loader sent and set aside. */
+export interface LoadResult extends Omit<CommitResult, 'content_hash'> {
   dataset: string
-  version_id: string
-  parent_id: string | null
-  branch: string
-  created: boolean
-  added: string
-  removed: string
-  modified: string
-  row_count: string
   content_hash: string | null
   /** Rows sent to the staging table. */
   loaded: number
@@ -141,20 +134,8 @@ async function stage(client: pg.ClientBase, dataset: string, defs: ColumnDef[]):
   return rows[0].name
 }
 
-interface CommitRow {
-  version_id: string
-  parent_id: string | null
-  branch: string
-  created: boolean
-  added: string
-  removed: string
-  modified: string
-  row_count: string
-  content_hash: string | null
-}
-
-async function commitStaging(client: pg.ClientBase, staging: string, o: CommitOptions, metadata: Record<string, unknown>): Promise<CommitRow> {
-  const { rows } = await client.query<CommitRow>(
+async function commitStaging(client: pg.ClientBase, staging: string, o: CommitOptions, metadata: Record<string, unknown>): Promise<CommitResult> {
+  const { rows } = await client.query<CommitResult>(
     `SELECT * FROM dv.commit(p_dataset => $1::text, p_staging => $2::regclass, p_mode => $3::text, p_branch => $4::text,
                              p_message => $5::text, p_tag => $6::text, p_force => $7::boolean, p_metadata => $8::jsonb)`,
     [o.dataset, staging, o.mode ?? 'replace', o.branch ?? 'main', o.message ?? null, o.tag ?? null, o.force ?? false, JSON.stringify({ ...metadata, ...o.metadata })],
