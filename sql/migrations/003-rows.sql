@@ -294,8 +294,7 @@ BEGIN
     END IF;
     v_n := v_n + 1;
     v_base_rel := v_level.rel;
-    v_base_sel := format('SELECT %s AS _dv_lvl, %s FROM ONLY dv_rows.%I x%s', v_level.lvl, array_to_string(v_sel, ', '), v_level.rel,
-      CASE WHEN p_restrict IS NULL THEN '' ELSE ' WHERE x._dv_key IN ' || v_keys_of END);
+    v_base_sel := format('SELECT %s AS _dv_lvl, %s FROM ONLY dv_rows.%I x', v_level.lvl, array_to_string(v_sel, ', '), v_level.rel);
     v_base := array_to_string(v_sel, ', ');
   END LOOP;
   IF v_n = 0 THEN
@@ -332,10 +331,14 @@ BEGIN
   IF v_n = 1 THEN
     RETURN v_base;
   END IF;
+  -- Restricted: one semi-join of the newer levels' union with the wanted keys (the
+  -- planner picks a hash of the keys or index probes into each level).
   IF v_n = 2 THEN
-    v_new := format('SELECT %s FROM (%s) x', v_out, v_parts[1]);  -- one delta: keys are unique already
+    v_new := format('SELECT %s FROM (%s) x%s', v_out, v_parts[1],  -- one delta: keys are unique already
+      CASE WHEN p_restrict IS NULL THEN '' ELSE ' WHERE x._dv_key IN ' || v_keys_of END);
   ELSE
-    v_new := format('SELECT DISTINCT ON (x._dv_key) %s FROM (%s) x ORDER BY x._dv_key, x._dv_lvl', v_out, array_to_string(v_parts, ' UNION ALL '));
+    v_new := format('SELECT DISTINCT ON (x._dv_key) %s FROM (%s) x%s ORDER BY x._dv_key, x._dv_lvl', v_out, array_to_string(v_parts, ' UNION ALL '),
+      CASE WHEN p_restrict IS NULL THEN '' ELSE ' WHERE x._dv_key IN ' || v_keys_of END);
   END IF;
   RETURN format('SELECT * FROM (WITH dv_new AS MATERIALIZED (%s) SELECT %s FROM dv_new WHERE _dv_hash IS NOT NULL UNION ALL %s) dv_r',
     v_new, v_out, v_base);
@@ -1222,13 +1225,16 @@ BEGIN
   FROM dv.version_tables t JOIN pg_class pc ON pc.oid = format('dv_rows.%I', t.delta_table)::regclass WHERE t.version_id = ANY (v_own_b);
   v_with := format('WITH oa AS MATERIALIZED (%s), nb AS MATERIALIZED (%s), ',
     dv_internal.levels_sql(v_own_a, v_cols_a), dv_internal.levels_sql(v_own_b, v_cols_b));
+  -- ka / kb: the keys a side must look up in m (changed only by the other side).
+  v_with := v_with || 'ka AS MATERIALIZED (SELECT k._dv_key FROM nb k WHERE NOT EXISTS (SELECT 1 FROM oa WHERE oa._dv_key = k._dv_key)), '
+                   || 'kb AS MATERIALIZED (SELECT k._dv_key FROM oa k WHERE NOT EXISTS (SELECT 1 FROM nb WHERE nb._dv_key = k._dv_key)), ';
   v_with := v_with || format('o AS MATERIALIZED (%s), n AS MATERIALIZED (%s) ',
     CASE WHEN cardinality(v_own_b) = 0 THEN 'SELECT * FROM oa WHERE _dv_hash IS NOT NULL'
          ELSE format('SELECT * FROM oa WHERE _dv_hash IS NOT NULL UNION ALL %s',
-           dv_internal.read_sql(v_m, '(SELECT k._dv_key FROM nb k WHERE NOT EXISTS (SELECT 1 FROM oa WHERE oa._dv_key = k._dv_key))', v_cols_a, v_rows_b)) END,
+           dv_internal.read_sql(v_m, 'ka', v_cols_a, v_rows_b)) END,
     CASE WHEN cardinality(v_own_a) = 0 THEN 'SELECT * FROM nb WHERE _dv_hash IS NOT NULL'
          ELSE format('SELECT * FROM nb WHERE _dv_hash IS NOT NULL UNION ALL %s',
-           dv_internal.read_sql(v_m, '(SELECT k._dv_key FROM oa k WHERE NOT EXISTS (SELECT 1 FROM nb WHERE nb._dv_key = k._dv_key))', v_cols_b, v_rows_a)) END);
+           dv_internal.read_sql(v_m, 'kb', v_cols_b, v_rows_a)) END);
   IF v_keys IS NULL THEN
     RETURN v_with || format($f$
       SELECT CASE WHEN coalesce(n._dv_count, 0) > coalesce(o._dv_count, 0) THEN 'added' ELSE 'removed' END AS change,
