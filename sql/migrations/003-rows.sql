@@ -10,10 +10,11 @@
 --       _dv_key   bytea   SHA-256 of the key columns' encoding (keyless: the row hash)
 --       _dv_hash  bytea   SHA-256 row hash; NULL = tombstone
 --       _dv_count bigint  multiplicity (keyless datasets count duplicate rows; keyed: 1)
---     with a unique index on _dv_key, so point lookups and diffs are index probes;
+--     with a unique index on _dv_key, so point lookups and small diffs are index probes;
 --   * reading version v walks its first-parent chain back to the nearest checkpoint
 --     (dv_rows."c<dataset>_v<version>", a materialized full copy) or the root, and takes
---     per key the entry of the nearest version, dropping tombstones;
+--     per key the entry of the nearest version, dropping tombstones (one pass: the newer
+--     deltas resolved together, the oldest table scanned once and anti-joined to them);
 --   * a version's schema and tables are recorded in dv.version_columns and dv.version_tables.
 
 CREATE SCHEMA IF NOT EXISTS dv_tags;
