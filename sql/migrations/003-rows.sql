@@ -10,10 +10,11 @@
 --       _dv_key   bytea   SHA-256 of the key columns' encoding (keyless: the row hash)
 --       _dv_hash  bytea   SHA-256 row hash; NULL = tombstone
 --       _dv_count bigint  multiplicity (keyless datasets count duplicate rows; keyed: 1)
---     with a unique index on _dv_key, so point lookups and diffs are index probes;
+--     with a unique index on _dv_key, so point lookups and small diffs are index probes;
 --   * reading version v walks its first-parent chain back to the nearest checkpoint
 --     (dv_rows."c<dataset>_v<version>", a materialized full copy) or the root, and takes
---     per key the entry of the nearest version, dropping tombstones;
+--     per key the entry of the nearest version, dropping tombstones (one pass: the newer
+--     deltas resolved together, the oldest table scanned once and anti-joined to them);
 --   * a version's schema and tables are recorded in dv.version_columns and dv.version_tables.
 
 CREATE SCHEMA IF NOT EXISTS dv_tags;
@@ -239,16 +240,21 @@ END
 $$;
 COMMENT ON FUNCTION dv_internal.chain(bigint) IS 'The relations (newest first) whose entries make up a version: deltas back to the nearest checkpoint. Example: SELECT * FROM dv_internal.chain(42)';
 
-CREATE FUNCTION dv_internal.read_sql(p_version bigint, p_restrict text DEFAULT NULL, p_cols_of bigint DEFAULT NULL)
+CREATE FUNCTION dv_internal.read_sql(p_version bigint, p_restrict text DEFAULT NULL, p_cols_of bigint DEFAULT NULL, p_restrict_rows bigint DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- A SELECT of a version's live entries: its user columns (those of p_cols_of, default
--- the version's own; missing ones read NULL) plus _dv_key, _dv_hash, _dv_count. Each
--- level keeps the entries whose key no newer level holds (a newer entry or tombstone
--- shadows it); tombstones are dropped. p_restrict names a relation with a _dv_key
--- column (unique keys): only those keys are read, by index probes.
+-- the version's own; missing ones read NULL) plus _dv_key, _dv_hash, _dv_count. Per key
+-- the entry of the nearest level wins (a newer entry or tombstone shadows older ones);
+-- tombstones are dropped. One pass, linear in the chain: the newer levels (small deltas)
+-- are resolved together (DISTINCT ON key, nearest level first) into dv_new; the oldest
+-- level (the base delta or a checkpoint, usually holding almost every row) is read once
+-- and anti-joined against dv_new's keys, so its rows are never sorted.
+-- p_restrict names a relation with a _dv_key column (unique keys): only those keys are
+-- read. p_restrict_rows estimates its size: few keys (or unknown) probe the oldest
+-- level's index per key; more than ~3% of its rows read it in one sequential pass.
 DECLARE
   v_cols_version bigint := coalesce(p_cols_of, p_version);
   v_names text[];
@@ -258,12 +264,20 @@ DECLARE
   v_sel text[];
   v_i int;
   v_parts text[] := '{}';
-  v_newer text[] := '{}';
-  v_sql text;
-  v_last int;
+  v_n int := 0;
+  v_base_rel name;
+  v_base_sel text;
+  v_out text;
+  v_new text;
+  v_base text;
+  v_base_rows real;
+  v_keys_of text;
 BEGIN
   SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
     INTO v_names, v_types FROM dv_internal.version_cols(v_cols_version) c;
+  v_out := (SELECT string_agg(format('%I', n) || ', ', '') FROM unnest(v_names) n);
+  v_out := coalesce(v_out, '') || '_dv_key, _dv_hash, _dv_count';
+  v_keys_of := CASE WHEN p_restrict IS NULL THEN NULL ELSE format('(SELECT dv_rr._dv_key FROM %s dv_rr)', p_restrict) END;
   FOR v_level IN SELECT * FROM dv_internal.chain(p_version) ORDER BY lvl LOOP
     SELECT coalesce(array_agg(c.column_name), '{}') INTO v_level_cols FROM dv_internal.version_cols(v_level.version_id) c;
     v_sel := '{}';
@@ -275,38 +289,16 @@ BEGIN
       END IF;
     END LOOP;
     v_sel := v_sel || ARRAY['x._dv_key', 'x._dv_hash', 'x._dv_count'];
-    IF p_restrict IS NOT NULL THEN
-      -- Restricted: each key is probed only in the level that holds it (see below).
-      v_parts := v_parts || format('SELECT %s FROM dv_loc l JOIN ONLY dv_rows.%I x ON x._dv_key = l._dv_key WHERE l.lvl = %s',
-        array_to_string(v_sel, ', '), v_level.rel, v_level.lvl);
-      v_newer := v_newer || format('SELECT %s AS lvl, _dv_key FROM ONLY dv_rows.%I', v_level.lvl, v_level.rel);
-      v_last := v_level.lvl;
-      CONTINUE;
+    IF v_base_rel IS NOT NULL THEN
+      -- the previous "oldest" level is a newer one after all
+      v_parts := v_parts || v_base_sel;
     END IF;
-    v_sql := format('SELECT %s FROM ONLY dv_rows.%I x', array_to_string(v_sel, ', '), v_level.rel);
-    v_sql := v_sql || ' WHERE x._dv_hash IS NOT NULL';
-    IF cardinality(v_newer) > 0 THEN
-      v_sql := v_sql || format(' AND NOT EXISTS (SELECT 1 FROM (%s) n WHERE n._dv_key = x._dv_key)', array_to_string(v_newer, ' UNION ALL '));
-    END IF;
-    v_parts := v_parts || v_sql;
-    v_newer := v_newer || format('SELECT _dv_key FROM ONLY dv_rows.%I', v_level.rel);
+    v_n := v_n + 1;
+    v_base_rel := v_level.rel;
+    v_base_sel := format('SELECT %s AS _dv_lvl, %s FROM ONLY dv_rows.%I x', v_level.lvl, array_to_string(v_sel, ', '), v_level.rel);
+    v_base := array_to_string(v_sel, ', ');
   END LOOP;
-  IF p_restrict IS NOT NULL AND cardinality(v_parts) > 0 THEN
-    v_sel := '{}';
-    FOR v_i IN 1..coalesce(cardinality(v_names), 0) LOOP
-      v_sel := v_sel || format('w.%I', v_names[v_i]);
-    END LOOP;
-    v_sel := v_sel || ARRAY['w._dv_key', 'w._dv_hash', 'w._dv_count'];
-    -- dv_loc: for each wanted key, the nearest level whose table holds it, found with one
-    -- join against the keys of the (small) newer levels; keys in none of them belong to
-    -- the oldest level (the base or checkpoint, usually the big one), probed last.
-    RETURN format('WITH dv_loc AS MATERIALIZED (SELECT r._dv_key, coalesce(min(d.lvl), %s) AS lvl FROM %s r LEFT JOIN (%s) d ON d._dv_key = r._dv_key GROUP BY r._dv_key)
-                   SELECT %s FROM (%s) w WHERE w._dv_hash IS NOT NULL',
-      v_last, p_restrict,
-      CASE WHEN cardinality(v_newer) > 1 THEN array_to_string(v_newer[1:cardinality(v_newer) - 1], ' UNION ALL ') ELSE 'SELECT NULL::int AS lvl, NULL::bytea AS _dv_key WHERE false' END,
-      array_to_string(v_sel, ', '), array_to_string(v_parts, ' UNION ALL '));
-  END IF;
-  IF cardinality(v_parts) = 0 THEN
+  IF v_n = 0 THEN
     v_sel := '{}';
     FOR v_i IN 1..coalesce(cardinality(v_names), 0) LOOP
       v_sel := v_sel || format('NULL::%s AS %I', v_types[v_i], v_names[v_i]);
@@ -314,10 +306,46 @@ BEGIN
     v_sel := v_sel || ARRAY['NULL::bytea AS _dv_key', 'NULL::bytea AS _dv_hash', 'NULL::bigint AS _dv_count'];
     RETURN format('SELECT %s WHERE false', array_to_string(v_sel, ', '));
   END IF;
-  RETURN array_to_string(v_parts, ' UNION ALL ');
+
+  -- The oldest level: v_base is its select list. How to reach its rows:
+  IF p_restrict IS NULL THEN
+    v_base := format('SELECT %s FROM ONLY dv_rows.%I x WHERE x._dv_hash IS NOT NULL', v_base, v_base_rel);
+    IF v_n > 1 THEN
+      v_base := v_base || ' AND NOT EXISTS (SELECT 1 FROM dv_new n WHERE n._dv_key = x._dv_key)';
+    END IF;
+  ELSE
+    SELECT c.reltuples INTO v_base_rows FROM pg_class c WHERE c.oid = format('dv_rows.%I', v_base_rel)::regclass;
+    IF p_restrict_rows IS NOT NULL AND p_restrict_rows::real * 32 > coalesce(v_base_rows, 0) THEN
+      -- Many keys: one sequential pass over the oldest level, hash-joined to the wanted keys
+      -- (OFFSET 0 keeps the planner from turning it back into per-key probes).
+      v_base := format('SELECT %s FROM (SELECT * FROM ONLY dv_rows.%I OFFSET 0) x JOIN %s dv_rr ON dv_rr._dv_key = x._dv_key WHERE x._dv_hash IS NOT NULL',
+        v_base, v_base_rel, p_restrict);
+    ELSE
+      -- Few keys: one index probe per wanted key (LATERAL + OFFSET 0 force it).
+      v_base := format('SELECT %s FROM %s dv_rr CROSS JOIN LATERAL (SELECT * FROM ONLY dv_rows.%I y WHERE y._dv_key = dv_rr._dv_key OFFSET 0) x WHERE x._dv_hash IS NOT NULL',
+        v_base, p_restrict, v_base_rel);
+    END IF;
+    IF v_n > 1 THEN
+      v_base := v_base || ' AND NOT EXISTS (SELECT 1 FROM dv_new n WHERE n._dv_key = dv_rr._dv_key)';
+    END IF;
+  END IF;
+  IF v_n = 1 THEN
+    RETURN v_base;
+  END IF;
+  -- Restricted: one semi-join of the newer levels' union with the wanted keys (the
+  -- planner picks a hash of the keys or index probes into each level).
+  IF v_n = 2 THEN
+    v_new := format('SELECT %s FROM (%s) x%s', v_out, v_parts[1],  -- one delta: keys are unique already
+      CASE WHEN p_restrict IS NULL THEN '' ELSE ' WHERE x._dv_key IN ' || v_keys_of END);
+  ELSE
+    v_new := format('SELECT DISTINCT ON (x._dv_key) %s FROM (%s) x%s ORDER BY x._dv_key, x._dv_lvl', v_out, array_to_string(v_parts, ' UNION ALL '),
+      CASE WHEN p_restrict IS NULL THEN '' ELSE ' WHERE x._dv_key IN ' || v_keys_of END);
+  END IF;
+  RETURN format('SELECT * FROM (WITH dv_new AS MATERIALIZED (%s) SELECT %s FROM dv_new WHERE _dv_hash IS NOT NULL UNION ALL %s) dv_r',
+    v_new, v_out, v_base);
 END
 $$;
-COMMENT ON FUNCTION dv_internal.read_sql(bigint, text, bigint) IS 'SQL reading a version''s live entries (user columns + _dv_key, _dv_hash, _dv_count), optionally only keys in a relation. Example: SELECT dv_internal.read_sql(42)';
+COMMENT ON FUNCTION dv_internal.read_sql(bigint, text, bigint, bigint) IS 'SQL reading a version''s live entries (user columns + _dv_key, _dv_hash, _dv_count), optionally only keys in a relation (of about p_restrict_rows keys). Example: SELECT dv_internal.read_sql(42)';
 
 CREATE FUNCTION dv_internal.rows_sql(p_version bigint)
 RETURNS text
@@ -882,7 +910,8 @@ BEGIN
     v_where := 'o._dv_key IS NULL OR e._dv_key IS NULL OR e._dv_hash IS DISTINCT FROM o._dv_hash OR e._dv_count <> o._dv_count';
     v_csel := v_csel || ARRAY['coalesce(e._dv_key, o._dv_key) AS _dv_key', 'e._dv_hash AS _dv_hash', 'coalesce(e._dv_count, 0) AS _dv_count'];
   ELSE
-    v_old := dv_internal.read_sql(v_head, 'pg_temp.dv_commit_e', NULL);
+    SELECT count(*) INTO v_n FROM pg_temp.dv_commit_e;
+    v_old := dv_internal.read_sql(v_head, 'pg_temp.dv_commit_e', NULL, v_n);
     IF p_mode = 'append' AND NOT v_keyless AND cardinality(v_old_names) > 0 THEN
       EXECUTE format('SELECT count(*), min(%s::text)::jsonb FROM (%s) o', v_keyobj, v_old) INTO v_n, v_bad;
       IF v_n > 0 THEN
@@ -1024,7 +1053,8 @@ BEGIN
     END LOOP;
   END IF;
   EXECUTE format('SELECT %s FROM jsonb_to_record($1) AS x(%s)', dv_internal.hash_sql('x', v_names, v_types), v_cols) INTO v_hash USING p_key;
-  EXECUTE format('SELECT to_jsonb(r) - ''_dv_key'' - ''_dv_hash'' - ''_dv_count'' FROM (%s) r WHERE r._dv_key = $1', dv_internal.read_sql(v_version))
+  EXECUTE format('SELECT to_jsonb(r) - ''_dv_key'' - ''_dv_hash'' - ''_dv_count'' FROM (%s) r',
+    dv_internal.read_sql(v_version, '(SELECT $1::bytea AS _dv_key)', NULL, 1))
     INTO v_out USING v_hash;
   RETURN v_out;
 END
@@ -1107,14 +1137,66 @@ CREATE TRIGGER tag_views AFTER INSERT OR DELETE ON dv.refs
 -- Diffs
 -- ---------------------------------------------------------------------------
 
+CREATE FUNCTION dv_internal.levels_sql(p_versions bigint[], p_cols_of bigint)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- SQL of the newest entry per key (tombstones included) among the delta tables of
+-- p_versions (newest first), with the user columns of p_cols_of (NULL where a delta
+-- lacks one) plus _dv_key, _dv_hash, _dv_count. Used by diffs for the deltas a side has
+-- on top of the version both sides share.
+DECLARE
+  v_names text[];
+  v_types text[];
+  v_parts text[] := '{}';
+  v_v record;
+  v_level_cols text[];
+  v_sel text[];
+  v_i int;
+  v_out text;
+BEGIN
+  SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
+    INTO v_names, v_types FROM dv_internal.version_cols(p_cols_of) c;
+  FOR v_v IN SELECT u.o, t.version_id, t.delta_table FROM unnest(p_versions) WITH ORDINALITY AS u(v, o)
+             JOIN dv.version_tables t ON t.version_id = u.v ORDER BY u.o LOOP
+    SELECT coalesce(array_agg(c.column_name), '{}') INTO v_level_cols FROM dv_internal.version_cols(v_v.version_id) c;
+    v_sel := '{}';
+    FOR v_i IN 1..coalesce(cardinality(v_names), 0) LOOP
+      IF v_names[v_i] = ANY (v_level_cols) THEN
+        v_sel := v_sel || format('x.%I', v_names[v_i]);
+      ELSE
+        v_sel := v_sel || format('NULL::%s AS %I', v_types[v_i], v_names[v_i]);
+      END IF;
+    END LOOP;
+    v_sel := v_sel || ARRAY['x._dv_key', 'x._dv_hash', 'x._dv_count'];
+    v_parts := v_parts || format('SELECT %s AS _dv_lvl, %s FROM ONLY dv_rows.%I x', v_v.o, array_to_string(v_sel, ', '), v_v.delta_table);
+  END LOOP;
+  v_out := coalesce((SELECT string_agg(format('%I', n) || ', ', '') FROM unnest(v_names) n), '') || '_dv_key, _dv_hash, _dv_count';
+  IF cardinality(v_parts) = 0 THEN
+    RETURN format('SELECT %s WHERE false',
+      coalesce((SELECT string_agg(format('NULL::%s AS %I', v_types[o], n) || ', ', '') FROM unnest(v_names) WITH ORDINALITY AS u(n, o)), '')
+      || 'NULL::bytea AS _dv_key, NULL::bytea AS _dv_hash, NULL::bigint AS _dv_count');
+  ELSIF cardinality(v_parts) = 1 THEN
+    RETURN format('SELECT %s FROM (%s) x', v_out, v_parts[1]);
+  END IF;
+  RETURN format('SELECT DISTINCT ON (x._dv_key) %s FROM (%s) x ORDER BY x._dv_key, x._dv_lvl', v_out, array_to_string(v_parts, ' UNION ALL '));
+END
+$$;
+COMMENT ON FUNCTION dv_internal.levels_sql(bigint[], bigint) IS 'SQL of the newest entry per key (tombstones included) among the delta tables of some versions, newest first. Example: SELECT dv_internal.levels_sql(ARRAY[43, 42], 43)';
+
 CREATE FUNCTION dv_internal.diff_sql(p_a bigint, p_b bigint, p_values boolean)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
--- Candidate keys come from the deltas on the two first-parent paths; each side is then
--- resolved for just those keys by index probes. Keyless datasets: one added/removed row
--- per copy gained or lost.
+-- Let m be the newest version on both first-parent chains. Each side's entries for the
+-- keys that can differ are its own deltas above m (oa, nb: newest entry per key,
+-- tombstones included; small, scanned once), and for the keys only the other side
+-- changed, m's entry, read restricted to those keys (index probes when they are few,
+-- one sequential pass over m's big base when they are many). The deltas below m are
+-- never scanned for a side that changed every candidate itself. Keyless datasets: one
+-- added/removed row per copy gained or lost.
 DECLARE
   v_ds bigint := (SELECT v.dataset_id FROM dv.versions v WHERE v.id = p_a);
   v_keys text[] := dv_internal.key_columns(v_ds);
@@ -1122,12 +1204,38 @@ DECLARE
   v_with text;
   v_keyn text;
   v_keyo text;
+  v_m bigint;
+  v_own_a bigint[];
+  v_own_b bigint[];
+  v_rows_a bigint;
+  v_rows_b bigint;
+  v_cols_a bigint := CASE WHEN EXISTS (SELECT 1 FROM dv.version_columns c WHERE c.version_id = p_a) THEN p_a ELSE p_b END;
+  v_cols_b bigint := CASE WHEN EXISTS (SELECT 1 FROM dv.version_columns c WHERE c.version_id = p_b) THEN p_b ELSE p_a END;
 BEGIN
-  v_with := format('WITH cand AS MATERIALIZED (%s), o AS MATERIALIZED (%s), n AS MATERIALIZED (%s) ',
-    dv_internal.candidates_sql(p_a, p_b),
-    -- A root version has no columns: read it with the other side's (all NULL, no rows).
-    dv_internal.read_sql(p_a, 'cand', CASE WHEN EXISTS (SELECT 1 FROM dv.version_columns c WHERE c.version_id = p_a) THEN p_a ELSE p_b END),
-    dv_internal.read_sql(p_b, 'cand', CASE WHEN EXISTS (SELECT 1 FROM dv.version_columns c WHERE c.version_id = p_b) THEN p_b ELSE p_a END));
+  WITH ca AS (SELECT * FROM dv_internal.first_parent_chain(p_a)),
+       cb AS (SELECT * FROM dv_internal.first_parent_chain(p_b))
+  SELECT ca.version_id INTO v_m FROM ca JOIN cb USING (version_id) ORDER BY ca.pos LIMIT 1;
+  SELECT coalesce(array_agg(c.version_id ORDER BY c.pos) FILTER (WHERE c.version_id <> v_m AND c.pos < coalesce((SELECT c2.pos FROM dv_internal.first_parent_chain(p_a) c2 WHERE c2.version_id = v_m), 2147483647)), '{}')
+    INTO v_own_a FROM dv_internal.first_parent_chain(p_a) c;
+  SELECT coalesce(array_agg(c.version_id ORDER BY c.pos) FILTER (WHERE c.version_id <> v_m AND c.pos < coalesce((SELECT c2.pos FROM dv_internal.first_parent_chain(p_b) c2 WHERE c2.version_id = v_m), 2147483647)), '{}')
+    INTO v_own_b FROM dv_internal.first_parent_chain(p_b) c;
+  -- How many keys each side's own deltas hold (an upper bound; index builds keep reltuples current).
+  SELECT coalesce(sum(greatest(pc.reltuples, 0)), 0)::bigint INTO v_rows_a
+  FROM dv.version_tables t JOIN pg_class pc ON pc.oid = format('dv_rows.%I', t.delta_table)::regclass WHERE t.version_id = ANY (v_own_a);
+  SELECT coalesce(sum(greatest(pc.reltuples, 0)), 0)::bigint INTO v_rows_b
+  FROM dv.version_tables t JOIN pg_class pc ON pc.oid = format('dv_rows.%I', t.delta_table)::regclass WHERE t.version_id = ANY (v_own_b);
+  v_with := format('WITH oa AS MATERIALIZED (%s), nb AS MATERIALIZED (%s), ',
+    dv_internal.levels_sql(v_own_a, v_cols_a), dv_internal.levels_sql(v_own_b, v_cols_b));
+  -- ka / kb: the keys a side must look up in m (changed only by the other side).
+  v_with := v_with || 'ka AS MATERIALIZED (SELECT k._dv_key FROM nb k WHERE NOT EXISTS (SELECT 1 FROM oa WHERE oa._dv_key = k._dv_key)), '
+                   || 'kb AS MATERIALIZED (SELECT k._dv_key FROM oa k WHERE NOT EXISTS (SELECT 1 FROM nb WHERE nb._dv_key = k._dv_key)), ';
+  v_with := v_with || format('o AS MATERIALIZED (%s), n AS MATERIALIZED (%s) ',
+    CASE WHEN cardinality(v_own_b) = 0 THEN 'SELECT * FROM oa WHERE _dv_hash IS NOT NULL'
+         ELSE format('SELECT * FROM oa WHERE _dv_hash IS NOT NULL UNION ALL %s',
+           dv_internal.read_sql(v_m, 'ka', v_cols_a, v_rows_b)) END,
+    CASE WHEN cardinality(v_own_a) = 0 THEN 'SELECT * FROM nb WHERE _dv_hash IS NOT NULL'
+         ELSE format('SELECT * FROM nb WHERE _dv_hash IS NOT NULL UNION ALL %s',
+           dv_internal.read_sql(v_m, 'kb', v_cols_b, v_rows_a)) END);
   IF v_keys IS NULL THEN
     RETURN v_with || format($f$
       SELECT CASE WHEN coalesce(n._dv_count, 0) > coalesce(o._dv_count, 0) THEN 'added' ELSE 'removed' END AS change,
@@ -1283,6 +1391,7 @@ DECLARE
   v_sel text[] := '{}';
   v_i int;
   v_n bigint;
+  v_nk bigint;
   v_sys constant text := ' - ''_dv_key'' - ''_dv_hash'' - ''_dv_count''';
   v_keyexpr text;
   v_res record;
@@ -1326,6 +1435,7 @@ BEGIN
     dv_internal.candidates_sql(v_base, v_ours), dv_internal.candidates_sql(v_base, v_theirs));
   CREATE UNIQUE INDEX ON pg_temp.dv_merge_k (_dv_key);
   ANALYZE pg_temp.dv_merge_k;
+  SELECT count(*) INTO v_nk FROM pg_temp.dv_merge_k;
 
   -- Per key: base, ours, theirs entries (absent = NULL) and the decision.
   DROP TABLE IF EXISTS pg_temp.dv_merge_3;
@@ -1338,8 +1448,8 @@ BEGIN
            CASE WHEN o._dv_key IS NULL THEN NULL ELSE to_jsonb(o) %4$s END AS oj,
            CASE WHEN t._dv_key IS NULL THEN NULL ELSE to_jsonb(t) %4$s END AS tj
     FROM pg_temp.dv_merge_k k LEFT JOIN b ON b._dv_key = k._dv_key LEFT JOIN o ON o._dv_key = k._dv_key LEFT JOIN t ON t._dv_key = k._dv_key$f$,
-    dv_internal.read_sql(v_base, 'pg_temp.dv_merge_k'), dv_internal.read_sql(v_ours, 'pg_temp.dv_merge_k'),
-    dv_internal.read_sql(v_theirs, 'pg_temp.dv_merge_k'), v_sys);
+    dv_internal.read_sql(v_base, 'pg_temp.dv_merge_k', NULL, v_nk), dv_internal.read_sql(v_ours, 'pg_temp.dv_merge_k', NULL, v_nk),
+    dv_internal.read_sql(v_theirs, 'pg_temp.dv_merge_k', NULL, v_nk), v_sys);
 
   IF v_keys IS NULL THEN
     -- Counts merge: r = ours + theirs - base.
@@ -1381,8 +1491,8 @@ BEGIN
       FROM pg_temp.dv_merge_3 m LEFT JOIN t ON t._dv_key = m._dv_key LEFT JOIN b ON b._dv_key = m._dv_key
       LEFT JOIN o ON o._dv_key = m._dv_key
       WHERE m.take = 'count'$f$,
-      dv_internal.read_sql(v_base, 'pg_temp.dv_merge_k', v_theirs), dv_internal.read_sql(v_ours, 'pg_temp.dv_merge_k', v_theirs),
-      dv_internal.read_sql(v_theirs, 'pg_temp.dv_merge_k'),
+      dv_internal.read_sql(v_base, 'pg_temp.dv_merge_k', v_theirs, v_nk), dv_internal.read_sql(v_ours, 'pg_temp.dv_merge_k', v_theirs, v_nk),
+      dv_internal.read_sql(v_theirs, 'pg_temp.dv_merge_k', NULL, v_nk),
       (SELECT string_agg(format('CASE WHEN t._dv_key IS NOT NULL THEN t.%1$I WHEN b._dv_key IS NOT NULL THEN b.%1$I ELSE o.%1$I END AS %1$I', n), ', ') FROM unnest(v_names) n WHERE n = ANY (v_tcols))
         || coalesce(', ' || (SELECT string_agg(format('NULL::%s AS %I', v_types[array_position(v_names, n)], n), ', ') FROM unnest(v_names) n WHERE NOT (n = ANY (v_tcols))), ''));
   ELSE
@@ -1391,9 +1501,9 @@ BEGIN
       SELECT %s, m._dv_key, m.th AS _dv_hash, m.tc AS _dv_count, m.oh AS _dv_old_hash, m.oc AS _dv_old_count
       FROM pg_temp.dv_merge_3 m LEFT JOIN t ON t._dv_key = m._dv_key LEFT JOIN b ON b._dv_key = m._dv_key
       WHERE m.take = 'theirs' AND m.th IS DISTINCT FROM m.oh$f$,
-      dv_internal.read_sql(v_theirs, 'pg_temp.dv_merge_k'),
+      dv_internal.read_sql(v_theirs, 'pg_temp.dv_merge_k', NULL, v_nk),
       -- tombstones keep their key values; they come from base (or ours) when theirs removed the key
-      dv_internal.read_sql(v_ours, 'pg_temp.dv_merge_k', v_theirs),
+      dv_internal.read_sql(v_ours, 'pg_temp.dv_merge_k', v_theirs, v_nk),
       array_to_string(v_sel, ', '));
   END IF;
   -- The result's column order must be v_names: reorder by selecting into make_version.
@@ -1419,8 +1529,8 @@ GRANT UPDATE ON dv.settings TO pgdv_admin;
 GRANT EXECUTE ON FUNCTION
   dv_internal.key_columns(bigint), dv_internal.files_columns(), dv_internal.canon_sql(text, text),
   dv_internal.hash_sql(text, text[], text[]), dv_internal.version_cols(bigint), dv_internal.chain(bigint),
-  dv_internal.read_sql(bigint, text, bigint), dv_internal.rows_sql(bigint), dv_internal.first_parent_chain(bigint),
-  dv_internal.candidates_sql(bigint, bigint), dv_internal.diff_sql(bigint, bigint, boolean), dv_internal.merge_base(bigint, bigint),
+  dv_internal.read_sql(bigint, text, bigint, bigint), dv_internal.rows_sql(bigint), dv_internal.first_parent_chain(bigint),
+  dv_internal.candidates_sql(bigint, bigint), dv_internal.levels_sql(bigint[], bigint), dv_internal.diff_sql(bigint, bigint, boolean), dv_internal.merge_base(bigint, bigint),
   dv_internal.stage_registry(), dv_internal.lanes_sql(text, text), dv_internal.content_hash(numeric, bigint)
 TO pgdv_reader;
 GRANT EXECUTE ON FUNCTION
