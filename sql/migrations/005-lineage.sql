@@ -358,8 +358,6 @@ DECLARE
   v_front_paths text[];
   v_ids bigint[]; v_kinds text[]; v_refs bigint[]; v_names text[]; v_rels text[]; v_paths text[];
   v_depth integer := 0;
-  a_ids bigint[] := '{}'; a_kinds text[] := '{}'; a_refs bigint[] := '{}'; a_names text[] := '{}';
-  a_rels text[] := '{}'; a_paths text[] := '{}'; a_depths integer[] := '{}';
 BEGIN
   IF p_max_depth IS NULL OR p_max_depth < 0 OR p_max_depth > 1000 THEN
     RAISE EXCEPTION 'depth % is out of range', p_max_depth
@@ -375,11 +373,12 @@ BEGIN
       SELECT array_agg(x.id), array_agg(x.kind), array_agg(x.ref_id), array_agg(x.name), array_agg(x.relation), array_agg(x.path)
       INTO v_ids, v_kinds, v_refs, v_names, v_rels, v_paths
       FROM (
-        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, y.path || '>' || n.kind || ':' || n.ref_id AS path
+        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, v_front_paths[y.ord] || '>' || n.kind || ':' || n.ref_id AS path
         FROM (
           -- Deduplicated first, so the node table is read once per new node, not per edge.
-          SELECT DISTINCT ON (e.dst) e.dst AS id, e.relation, f.path
-          FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
+          -- Sorted with the position of the path, not the path (long at depth).
+          SELECT DISTINCT ON (e.dst) e.dst AS id, e.relation, f.ord::int AS ord
+          FROM unnest(v_front) WITH ORDINALITY f(id, ord)
           JOIN dv.lineage_edges e ON e.src = f.id
           WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.dst)
           ORDER BY e.dst, f.ord
@@ -392,11 +391,12 @@ BEGIN
       SELECT array_agg(x.id), array_agg(x.kind), array_agg(x.ref_id), array_agg(x.name), array_agg(x.relation), array_agg(x.path)
       INTO v_ids, v_kinds, v_refs, v_names, v_rels, v_paths
       FROM (
-        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, y.path || '>' || n.kind || ':' || n.ref_id AS path
+        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, v_front_paths[y.ord] || '>' || n.kind || ':' || n.ref_id AS path
         FROM (
           -- Deduplicated first, so the node table is read once per new node, not per edge.
-          SELECT DISTINCT ON (e.src) e.src AS id, e.relation, f.path
-          FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
+          -- Sorted with the position of the path, not the path (long at depth).
+          SELECT DISTINCT ON (e.src) e.src AS id, e.relation, f.ord::int AS ord
+          FROM unnest(v_front) WITH ORDINALITY f(id, ord)
           JOIN dv.lineage_edges e ON e.dst = f.id
           WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.src)
           ORDER BY e.src, f.ord
@@ -407,16 +407,15 @@ BEGIN
       ) x;
     END IF;
     EXIT WHEN v_ids IS NULL;
-    -- Collected here and returned once at the end: one statement per level, not two.
-    a_ids := a_ids || v_ids; a_kinds := a_kinds || v_kinds; a_refs := a_refs || v_refs; a_names := a_names || v_names;
-    a_rels := a_rels || v_rels; a_paths := a_paths || v_paths; a_depths := a_depths || array_fill(v_depth, ARRAY[cardinality(v_ids)]);
+    -- Returned level by level: collecting every level into arrays (a || b copies the
+    -- whole array) made a walk of many levels and long paths quadratic.
+    RETURN QUERY SELECT u.id, u.kind, u.ref_id, u.name, v_depth, u.rel, u.path
+                 FROM unnest(v_ids, v_kinds, v_refs, v_names, v_rels, v_paths) u(id, kind, ref_id, name, rel, path);
     EXIT WHEN p_target IS NOT NULL AND p_target = ANY (v_ids);
     v_seen := v_seen || v_ids;
     v_front := v_ids;
     v_front_paths := v_paths;
   END LOOP;
-  RETURN QUERY SELECT u.id, u.kind, u.ref_id, u.name, u.depth, u.rel, u.path
-               FROM unnest(a_ids, a_kinds, a_refs, a_names, a_depths, a_rels, a_paths) u(id, kind, ref_id, name, depth, rel, path);
 END
 $$;
 COMMENT ON FUNCTION dv_internal.lineage_walk(bigint[], boolean, integer, bigint) IS 'Breadth-first lineage walk from node ids, up or down, visiting each node once (cycle-safe, depth-limited).';
