@@ -148,3 +148,27 @@ describe('nodes and bad input', () => {
     expect((await pgdv.db.query("SELECT 1 FROM dv.lineage_edges WHERE relation = 'copied_to'")).length).toBe(1)
   })
 })
+
+describe('large walks', () => {
+  // Levels of thousands of nodes, returned level by level: each node once, at its
+  // shortest depth, with a path from the start, cross edges and cycles ended.
+  it('walks a wide graph with cross edges and a cycle, each node once', async () => {
+    const q = (sql: string) => pgdv.db.pool.query(sql)
+    await q(`SELECT dv_internal.lineage_link('job', array_fill(990001::bigint, ARRAY[2500]), 'run', array_agg(r), 'ran') FROM generate_series(900001, 902500) r`)
+    await q(`SELECT dv_internal.lineage_link('run', array_agg(r), 'external_dataset', array_agg(r), 'produced') FROM generate_series(900001, 902500) r`)
+    await q(`SELECT dv_internal.lineage_link('external_dataset', array_agg(r), 'run', array_agg(900001 + (r + 1) % 2500), 'used_by') FROM generate_series(900001, 902500) r`)
+    await q(`SELECT dv_internal.lineage_link('run', ARRAY[900001::bigint], 'job', ARRAY[990001::bigint], 'ran')`)
+    const { rows } = await q(`SELECT w.kind, w.ref_id::int AS ref, w.depth, w.path
+      FROM dv_internal.lineage_walk((SELECT array_agg(id) FROM dv.lineage_nodes WHERE kind = 'job' AND ref_id = 990001), true, 10) w`)
+    expect(rows).toHaveLength(5000)
+    expect(new Set(rows.map((r) => `${r.kind}:${r.ref}`)).size).toBe(5000)
+    for (const r of rows) {
+      expect(r.depth).toBe(r.kind === 'run' ? 1 : 2)
+      const path = (r.path as string).split('>')
+      expect(path).toHaveLength(r.depth + 1)
+      expect(path[0]).toBe('job:990001')
+      expect(path.at(-1)).toBe(`${r.kind}:${r.ref}`)
+      if (r.kind === 'external_dataset') expect(path[1]).toBe(`run:${r.ref}`)
+    }
+  })
+})

@@ -53,7 +53,7 @@ CREATE TABLE dv.runs (
   params             jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(params) = 'object'),
   code_ref           text,
   tags               text[] NOT NULL DEFAULT '{}',
-  external_id        text UNIQUE,
+  external_id        text COLLATE "C" UNIQUE,
   note               text,
   metadata           jsonb NOT NULL DEFAULT '{}'::jsonb,
   started_by         text NOT NULL DEFAULT session_user,
@@ -173,7 +173,9 @@ COMMENT ON TABLE dv.external_datasets IS 'Datasets pgdv does not version (OpenLi
 
 CREATE TABLE dv.lineage_nodes (
   id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  kind    text NOT NULL CHECK (kind IN ('dataset_version', 'run', 'model_version', 'job', 'external_dataset')),
+  -- COLLATE "C" here and on the hash and id columns below: keys compared bytewise, not
+  -- through the locale (strcoll), on every index lookup and sort of a walk or an ingest.
+  kind    text COLLATE "C" NOT NULL CHECK (kind IN ('dataset_version', 'run', 'model_version', 'job', 'external_dataset')),
   ref_id  bigint NOT NULL,
   name    text NOT NULL,
   UNIQUE (kind, ref_id)
@@ -201,10 +203,10 @@ COMMENT ON TABLE dv.lineage_edges IS 'Edges of the lineage graph, pointing downs
 
 CREATE TABLE dv.openlineage_events (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  event_hash       text NOT NULL UNIQUE,
+  event_hash       text COLLATE "C" NOT NULL UNIQUE,
   event_type       text,
   event_time       timestamptz NOT NULL,
-  run_external_id  text NOT NULL,
+  run_external_id  text COLLATE "C" NOT NULL,
   job_namespace    text NOT NULL,
   job_name         text NOT NULL,
   event            jsonb NOT NULL,
@@ -356,8 +358,6 @@ DECLARE
   v_front_paths text[];
   v_ids bigint[]; v_kinds text[]; v_refs bigint[]; v_names text[]; v_rels text[]; v_paths text[];
   v_depth integer := 0;
-  a_ids bigint[] := '{}'; a_kinds text[] := '{}'; a_refs bigint[] := '{}'; a_names text[] := '{}';
-  a_rels text[] := '{}'; a_paths text[] := '{}'; a_depths integer[] := '{}';
 BEGIN
   IF p_max_depth IS NULL OR p_max_depth < 0 OR p_max_depth > 1000 THEN
     RAISE EXCEPTION 'depth % is out of range', p_max_depth
@@ -373,11 +373,12 @@ BEGIN
       SELECT array_agg(x.id), array_agg(x.kind), array_agg(x.ref_id), array_agg(x.name), array_agg(x.relation), array_agg(x.path)
       INTO v_ids, v_kinds, v_refs, v_names, v_rels, v_paths
       FROM (
-        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, y.path || '>' || n.kind || ':' || n.ref_id AS path
+        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, v_front_paths[y.ord] || '>' || n.kind || ':' || n.ref_id AS path
         FROM (
           -- Deduplicated first, so the node table is read once per new node, not per edge.
-          SELECT DISTINCT ON (e.dst) e.dst AS id, e.relation, f.path
-          FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
+          -- Sorted with the position of the path, not the path (long at depth).
+          SELECT DISTINCT ON (e.dst) e.dst AS id, e.relation, f.ord::int AS ord
+          FROM unnest(v_front) WITH ORDINALITY f(id, ord)
           JOIN dv.lineage_edges e ON e.src = f.id
           WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.dst)
           ORDER BY e.dst, f.ord
@@ -390,11 +391,12 @@ BEGIN
       SELECT array_agg(x.id), array_agg(x.kind), array_agg(x.ref_id), array_agg(x.name), array_agg(x.relation), array_agg(x.path)
       INTO v_ids, v_kinds, v_refs, v_names, v_rels, v_paths
       FROM (
-        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, y.path || '>' || n.kind || ':' || n.ref_id AS path
+        SELECT y.id, n.kind, n.ref_id, n.name, y.relation, v_front_paths[y.ord] || '>' || n.kind || ':' || n.ref_id AS path
         FROM (
           -- Deduplicated first, so the node table is read once per new node, not per edge.
-          SELECT DISTINCT ON (e.src) e.src AS id, e.relation, f.path
-          FROM unnest(v_front, v_front_paths) WITH ORDINALITY f(id, path, ord)
+          -- Sorted with the position of the path, not the path (long at depth).
+          SELECT DISTINCT ON (e.src) e.src AS id, e.relation, f.ord::int AS ord
+          FROM unnest(v_front) WITH ORDINALITY f(id, ord)
           JOIN dv.lineage_edges e ON e.dst = f.id
           WHERE NOT EXISTS (SELECT 1 FROM unnest(v_seen) s(id) WHERE s.id = e.src)
           ORDER BY e.src, f.ord
@@ -405,16 +407,15 @@ BEGIN
       ) x;
     END IF;
     EXIT WHEN v_ids IS NULL;
-    -- Collected here and returned once at the end: one statement per level, not two.
-    a_ids := a_ids || v_ids; a_kinds := a_kinds || v_kinds; a_refs := a_refs || v_refs; a_names := a_names || v_names;
-    a_rels := a_rels || v_rels; a_paths := a_paths || v_paths; a_depths := a_depths || array_fill(v_depth, ARRAY[cardinality(v_ids)]);
+    -- Returned level by level: collecting every level into arrays (a || b copies the
+    -- whole array) made a walk of many levels and long paths quadratic.
+    RETURN QUERY SELECT u.id, u.kind, u.ref_id, u.name, v_depth, u.rel, u.path
+                 FROM unnest(v_ids, v_kinds, v_refs, v_names, v_rels, v_paths) u(id, kind, ref_id, name, rel, path);
     EXIT WHEN p_target IS NOT NULL AND p_target = ANY (v_ids);
     v_seen := v_seen || v_ids;
     v_front := v_ids;
     v_front_paths := v_paths;
   END LOOP;
-  RETURN QUERY SELECT u.id, u.kind, u.ref_id, u.name, u.depth, u.rel, u.path
-               FROM unnest(a_ids, a_kinds, a_refs, a_names, a_depths, a_rels, a_paths) u(id, kind, ref_id, name, depth, rel, path);
 END
 $$;
 COMMENT ON FUNCTION dv_internal.lineage_walk(bigint[], boolean, integer, bigint) IS 'Breadth-first lineage walk from node ids, up or down, visiting each node once (cycle-safe, depth-limited).';
@@ -1528,15 +1529,33 @@ DECLARE
   v_n int;
   v_bad record;
   v_new bigint[];
+  v_new_ord boolean[];
+  v_run_ext text[];
   v_pg_ds text[];
   v_pg_ref text[];
   v_pg_vid bigint[];
+  -- Every input and output dataset of the batch, unpacked once and read by every later
+  -- statement (event number, 1 inputs / 2 outputs, index in its array, the object).
+  i_ord bigint[];
+  i_part int[];
+  i_idx bigint[];
+  i_x jsonb[];
+  n_run bigint[];
+  n_part int[];
+  n_x jsonb[];
 BEGIN
   IF jsonb_typeof(p_events) IS DISTINCT FROM 'array' THEN
     RAISE EXCEPTION 'OpenLineage events must be a JSON array, got %', coalesce(jsonb_typeof(p_events), 'NULL')
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass a jsonb array of RunEvents, or one event to dv.openlineage_ingest';
   END IF;
   v_n := jsonb_array_length(p_events);
+
+  SELECT array_agg(a.ord), array_agg(s.part), array_agg(i.idx - 1), array_agg(i.x)
+  INTO i_ord, i_part, i_idx, i_x
+  FROM jsonb_array_elements(p_events) WITH ORDINALITY a(e, ord)
+  CROSS JOIN LATERAL (VALUES (1, 'inputs'), (2, 'outputs')) s(part, side)
+  CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(a.e -> s.side) = 'array' THEN a.e -> s.side ELSE '[]'::jsonb END) WITH ORDINALITY i(x, idx)
+  WHERE jsonb_typeof(a.e) = 'object';
 
   -- Validation, set-based: the first bad field of the first bad event.
   WITH ev AS (
@@ -1556,19 +1575,14 @@ BEGIN
       WHEN ev.e ? 'outputs' AND jsonb_typeof(ev.e -> 'outputs') NOT IN ('array', 'null') THEN 'field "outputs" is not an array'
     END AS problem
     FROM ev
-  ), items AS (
-    SELECT ev.ord, s.part, s.side, i.idx - 1 AS idx, i.x
-    FROM ev
-    CROSS JOIN LATERAL (VALUES (1, 'inputs'), (2, 'outputs')) s(part, side)
-    CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(ev.e -> s.side) = 'array' THEN ev.e -> s.side ELSE '[]'::jsonb END) WITH ORDINALITY i(x, idx)
-    WHERE jsonb_typeof(ev.e) = 'object'
   ), item_problems AS (
     SELECT it.ord, it.part, it.idx, CASE
       WHEN jsonb_typeof(it.x) <> 'object' THEN format('field "%s[%s]" is not an object', it.side, it.idx)
       WHEN jsonb_typeof(it.x -> 'namespace') IS DISTINCT FROM 'string' OR it.x ->> 'namespace' = '' THEN format('field "%s[%s].namespace" is missing or not a string', it.side, it.idx)
       WHEN jsonb_typeof(it.x -> 'name') IS DISTINCT FROM 'string' OR it.x ->> 'name' = '' THEN format('field "%s[%s].name" is missing or not a string', it.side, it.idx)
     END AS problem
-    FROM items it
+    FROM (SELECT u.ord, u.part, CASE u.part WHEN 1 THEN 'inputs' ELSE 'outputs' END AS side, u.idx, u.x
+          FROM unnest(i_ord, i_part, i_idx, i_x) u(ord, part, idx, x)) it
   )
   SELECT p.ord, p.problem INTO v_bad
   FROM (SELECT * FROM top UNION ALL SELECT * FROM item_problems) p
@@ -1581,19 +1595,17 @@ BEGIN
 
   -- pgdv datasets: each distinct (dataset, ref) of the batch resolved once.
   WITH items AS (
-    SELECT a.ord, s.part, s.side, i.idx - 1 AS idx, i.x ->> 'name' AS nm, i.x #>> '{facets,version,datasetVersion}' AS ver
-    FROM jsonb_array_elements(p_events) WITH ORDINALITY a(e, ord)
-    CROSS JOIN LATERAL (VALUES (1, 'inputs'), (2, 'outputs')) s(part, side)
-    CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(a.e -> s.side) = 'array' THEN a.e -> s.side ELSE '[]'::jsonb END) WITH ORDINALITY i(x, idx)
-    WHERE i.x ->> 'namespace' = 'pgdv'
+    SELECT u.x ->> 'name' AS nm, u.x #>> '{facets,version,datasetVersion}' AS ver
+    FROM unnest(i_x) u(x)
+    WHERE u.x ->> 'namespace' = 'pgdv'
   ), pg AS (
-    SELECT it.ord, it.part, it.side, it.idx, ds.name AS dataset, coalesce(nullif(substr(it.nm, length(ds.name) + 2), ''), it.ver, 'main') AS ref
+    SELECT DISTINCT ds.name AS dataset, coalesce(nullif(substr(it.nm, length(ds.name) + 2), ''), it.ver, 'main') AS ref
     FROM items it JOIN dv.datasets ds ON ds.name = split_part(it.nm, '@', 1)
   ), pairs AS (
     -- Branches, tags and version ids by joins; only REF~N goes through try_resolve_ref.
     SELECT d.dataset, d.ref,
            coalesce(r.version_id, v.id, CASE WHEN position('~' IN d.ref) > 0 THEN dv_internal.try_resolve_ref(d.dataset, d.ref) END) AS vid
-    FROM (SELECT DISTINCT pg.dataset, pg.ref FROM pg) d
+    FROM pg d
     JOIN dv.datasets ds ON ds.name = d.dataset
     LEFT JOIN dv.refs r ON r.dataset_id = ds.id AND r.name = d.ref
     LEFT JOIN dv.versions v ON r.version_id IS NULL AND v.dataset_id = ds.id AND v.status = 'committed'
@@ -1602,11 +1614,9 @@ BEGIN
   SELECT array_agg(pairs.dataset), array_agg(pairs.ref), array_agg(pairs.vid) INTO v_pg_ds, v_pg_ref, v_pg_vid FROM pairs;
   IF v_pg_vid IS NOT NULL AND array_position(v_pg_vid, NULL) IS NOT NULL THEN
     WITH items AS (
-      SELECT a.ord, s.part, s.side, i.idx - 1 AS idx, i.x ->> 'name' AS nm, i.x #>> '{facets,version,datasetVersion}' AS ver
-      FROM jsonb_array_elements(p_events) WITH ORDINALITY a(e, ord)
-      CROSS JOIN LATERAL (VALUES (1, 'inputs'), (2, 'outputs')) s(part, side)
-      CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(a.e -> s.side) = 'array' THEN a.e -> s.side ELSE '[]'::jsonb END) WITH ORDINALITY i(x, idx)
-      WHERE i.x ->> 'namespace' = 'pgdv'
+      SELECT u.ord, u.part, CASE u.part WHEN 1 THEN 'inputs' ELSE 'outputs' END AS side, u.idx, u.x ->> 'name' AS nm, u.x #>> '{facets,version,datasetVersion}' AS ver
+      FROM unnest(i_ord, i_part, i_idx, i_x) u(ord, part, idx, x)
+      WHERE u.x ->> 'namespace' = 'pgdv'
     )
     SELECT it.ord, format('field "%s[%s]" names pgdv dataset %s at "%s", which does not resolve', it.side, it.idx, u.dataset, u.ref) AS problem, u.dataset, u.ref INTO v_bad
     FROM items it
@@ -1622,17 +1632,24 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Name an existing branch, tag or version id of that dataset; nothing was ingested';
   END IF;
 
-  WITH ins AS (
+  -- Raw events, one row per distinct hash. Also, by event number: its runId and whether
+  -- it is new (an event twice in the batch: both).
+  WITH h AS MATERIALIZED (
+    SELECT a.e, encode(sha256(convert_to(a.e::text, 'UTF8')), 'hex') AS hash, a.ord
+    FROM jsonb_array_elements(p_events) WITH ORDINALITY a(e, ord)
+  ), ins AS (
     INSERT INTO dv.openlineage_events (event_hash, event_type, event_time, run_external_id, job_namespace, job_name, event)
     SELECT DISTINCT ON (h.hash) h.hash, h.e ->> 'eventType', (h.e ->> 'eventTime')::timestamptz, h.e #>> '{run,runId}',
            h.e #>> '{job,namespace}', h.e #>> '{job,name}', h.e
-    FROM (SELECT a.e, encode(sha256(convert_to(a.e::text, 'UTF8')), 'hex') AS hash, a.ord
-          FROM jsonb_array_elements(p_events) WITH ORDINALITY a(e, ord)) h
+    FROM h
     ORDER BY h.hash, h.ord
     ON CONFLICT (event_hash) DO NOTHING
-    RETURNING id
+    RETURNING id, event_hash
   )
-  SELECT array_agg(ins.id) INTO v_new FROM ins;
+  SELECT (SELECT array_agg(ins.id) FROM ins),
+         (SELECT array_agg(h.hash IN (SELECT ins.event_hash FROM ins) ORDER BY h.ord) FROM h),
+         (SELECT array_agg(h.e #>> '{run,runId}' ORDER BY h.ord) FROM h)
+  INTO v_new, v_new_ord, v_run_ext;
 
   IF v_new IS NULL THEN
     RETURN QUERY SELECT v_n, 0, v_n;
@@ -1678,17 +1695,19 @@ BEGIN
   WHERE r.external_id = s.run_external_id
     AND NOT EXISTS (SELECT 1 FROM ins WHERE ins.external_id = s.run_external_id);
 
+  -- The datasets of the new events, each with its run's id (runs exist now).
+  -- Subscripts, not joins between arrays: the planner cannot size unnest() and may
+  -- rescan one array per element of the other.
+  SELECT array_agg(r.id), array_agg(u.part), array_agg(u.x) INTO n_run, n_part, n_x
+  FROM unnest(i_ord, i_part, i_x) u(ord, part, x)
+  JOIN dv.runs r ON r.external_id = v_run_ext[u.ord::int]
+  WHERE v_new_ord[u.ord::int];
+
   -- Datasets of the new events: pgdv versions or external datasets.
   WITH io AS (
-    SELECT r.id AS run_id, d.direction, d.x ->> 'namespace' AS ns, d.x ->> 'name' AS nm, d.x #>> '{facets,version,datasetVersion}' AS ver, d.x -> 'facets' AS facets
-    FROM dv.openlineage_events ev
-    CROSS JOIN LATERAL (SELECT r0.id FROM dv.runs r0 WHERE r0.external_id = ev.run_external_id) r
-    CROSS JOIN LATERAL (
-      SELECT 'input'::text AS direction, x FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ev.event -> 'inputs') = 'array' THEN ev.event -> 'inputs' ELSE '[]' END) x
-      UNION ALL
-      SELECT 'output', x FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ev.event -> 'outputs') = 'array' THEN ev.event -> 'outputs' ELSE '[]' END) x
-    ) d
-    WHERE ev.id = ANY (v_new)
+    SELECT u.run_id, CASE u.part WHEN 1 THEN 'input' ELSE 'output' END AS direction, u.x ->> 'namespace' AS ns, u.x ->> 'name' AS nm,
+           u.x #>> '{facets,version,datasetVersion}' AS ver, u.x -> 'facets' AS facets
+    FROM unnest(n_run, n_part, n_x) u(run_id, part, x)
   ), pg AS (
     SELECT DISTINCT io.run_id, io.direction, ds.name AS dataset,
            coalesce(nullif(substr(io.nm, length(ds.name) + 2), ''), io.ver, 'main') AS ref
@@ -1716,23 +1735,18 @@ BEGIN
   -- Edges between runs and external datasets (the external rows exist now).
   PERFORM dv_internal.lineage_link('external_dataset', a.src, 'run', a.dst, 'used_by', 'openlineage')
   FROM (
-    SELECT array_agg(x.id) AS src, array_agg(r.id) AS dst
-    FROM dv.openlineage_events ev
-    CROSS JOIN LATERAL (SELECT r0.id FROM dv.runs r0 WHERE r0.external_id = ev.run_external_id) r
-    CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(ev.event -> 'inputs') = 'array' THEN ev.event -> 'inputs' ELSE '[]' END) i
-    JOIN dv.external_datasets x ON x.namespace = i ->> 'namespace' AND x.name = i ->> 'name'
-    WHERE ev.id = ANY (v_new)
+    SELECT array_agg(x.id) AS src, array_agg(u.run_id) AS dst
+    FROM unnest(n_run, n_part, n_x) u(run_id, part, x)
+    JOIN dv.external_datasets x ON x.namespace = u.x ->> 'namespace' AND x.name = u.x ->> 'name'
+    WHERE u.part = 1
   ) a WHERE a.src IS NOT NULL;
   PERFORM dv_internal.lineage_link('run', a.src, 'external_dataset', a.dst, 'produced', 'openlineage')
   FROM (
-    SELECT array_agg(r.id) AS src, array_agg(x.id) AS dst
-    FROM dv.openlineage_events ev
-    CROSS JOIN LATERAL (SELECT r0.id FROM dv.runs r0 WHERE r0.external_id = ev.run_external_id) r
-    CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(ev.event -> 'outputs') = 'array' THEN ev.event -> 'outputs' ELSE '[]' END) o
-    JOIN dv.external_datasets x ON x.namespace = o ->> 'namespace' AND x.name = o ->> 'name'
-    WHERE ev.id = ANY (v_new)
+    SELECT array_agg(u.run_id) AS src, array_agg(x.id) AS dst
+    FROM unnest(n_run, n_part, n_x) u(run_id, part, x)
+    JOIN dv.external_datasets x ON x.namespace = u.x ->> 'namespace' AND x.name = u.x ->> 'name'
+    WHERE u.part = 2
   ) a WHERE a.src IS NOT NULL;
-
   RETURN QUERY SELECT jsonb_array_length(p_events), cardinality(v_new), jsonb_array_length(p_events) - cardinality(v_new);
 END
 $$;
