@@ -90,6 +90,13 @@ interface OpenPack {
 const WRITE_BATCH = 1024 * 1024;
 
 async function writeAll(fh: FileHandle, bufs: Uint8Array[]): Promise<void> {
+  if (bufs.length > 1 && bufs.length <= 64) {
+    // Gathered write of a few large chunks: no copy into one buffer first.
+    const total = bufs.reduce((a, b) => a + b.length, 0);
+    const { bytesWritten } = await fh.writev(bufs);
+    if (bytesWritten === total) return;
+    bufs = [Buffer.concat(bufs).subarray(bytesWritten)];
+  }
   const data = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
   let off = 0;
   while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
