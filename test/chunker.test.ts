@@ -231,4 +231,33 @@ describe('ChunkPool (worker threads)', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('gives the same chunks across its 4 MiB read regions (default sizes, files at and around region sizes)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgdv-pool-'));
+    const pool = new ChunkPool({ workers: 2, window: 3 });
+    try {
+      const datas = [randomBytes(4 << 20, 11), randomBytes((9 << 20) + 12345, 12), randomBytes((8 << 20) - 1, 13), randomBytes(300_000, 14)];
+      const paths = await Promise.all(datas.map(async (d, i) => {
+        const p = path.join(dir, `g${i}`);
+        await writeFile(p, d);
+        return p;
+      }));
+      const results = await Promise.all(paths.map(async (p) => {
+        const f = pool.chunkFile(p);
+        const chunks: Chunk[] = [];
+        for await (const c of f) chunks.push(c);
+        return { chunks, summary: f.result() };
+      }));
+      for (const [i, r] of results.entries()) {
+        const want = chunkBuffer(datas[i]!);
+        expect(boundaries(r.chunks)).toBe(boundaries(want.chunks));
+        expect(r.chunks.map((c) => c.hash)).toEqual(want.chunks.map((c) => c.hash));
+        expect(Buffer.concat(r.chunks.map((c) => c.data)).equals(datas[i]!)).toBe(true);
+        expect(r.summary).toEqual(want.summary);
+      }
+    } finally {
+      await pool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

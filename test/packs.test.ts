@@ -5,9 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkBuffer } from '../src/chunking/fastcdc.js';
 import { ChunkReadError, PackReader, readPackIndex, type ChunkRef } from '../src/packs/reader.js';
-import { PackWriter, packKey, type SealedPack } from '../src/packs/writer.js';
+import { PACK_TRAILER_SIZE, PackWriter, packKey, type SealedPack } from '../src/packs/writer.js';
 import { FsStore } from '../src/store/fs.js';
-import { readAll, type GetRange, type ObjectStore } from '../src/store/types.js';
+import { readAll, type GetRange, type ObjectStore, type PutBody, type PutOptions } from '../src/store/types.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -58,7 +58,9 @@ describe('packs', () => {
     for (const p of packs) {
       const obj = await readAll(await store.get(packKey(p.packId)));
       expect(obj.length).toBe(p.size);
-      expect(sha(obj)).toBe(p.packId);
+      // The id is the SHA-256 of the footer (JSON + trailer), which lists every chunk's hash.
+      const jsonLen = obj.readUInt32LE(obj.length - PACK_TRAILER_SIZE);
+      expect(sha(obj.subarray(obj.length - PACK_TRAILER_SIZE - jsonLen))).toBe(p.packId);
       expect(await readPackIndex(store, p.packId)).toEqual(p.entries);
     }
     // Temp pack files are gone once uploaded.
@@ -77,6 +79,40 @@ describe('packs', () => {
       // for a freshly written file.
       if (i < 6) expect(store.gets.length).toBeLessThanOrEqual(new Set(fileRefs.map((r) => r.packId)).size);
     }
+  });
+
+  it('sends the whole-pack SHA-256 as the upload checksum to a store without putFile (S3), and checks the footer against the id', async () => {
+    // An FsStore seen through put() only, as S3 is: the FsStore verifies the declared SHA-256.
+    const fs = new FsStore(path.join(dir, 'store-put'));
+    const declared: { key: string; sha256?: string }[] = [];
+    const store: ObjectStore = {
+      put: (key: string, body: PutBody, options: PutOptions = {}) => {
+        declared.push({ key, sha256: options.sha256 });
+        return fs.put(key, body, options);
+      },
+      get: (key, range) => fs.get(key, range),
+      head: (key) => fs.head(key),
+      delete: (key) => fs.delete(key),
+      list: (prefix) => fs.list(prefix),
+      probe: () => fs.probe(),
+      describe: () => fs.describe(),
+    };
+    const { packs } = await ingest(store, [randomBytes(500_000), randomBytes(500_000)], 1 << 18);
+    expect(declared.length).toBe(packs.length);
+    for (const p of packs) {
+      const obj = await readAll(await store.get(packKey(p.packId)));
+      expect(declared.find((d) => d.key === packKey(p.packId))?.sha256).toBe(sha(obj));
+    }
+    // A footer that does not hash to the pack's id is refused.
+    const victim = packs[0]!;
+    const fh = await open(fs.pathOf(packKey(victim.packId)), 'r+');
+    const { size } = await fh.stat();
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, size - PACK_TRAILER_SIZE - 3);
+    b[0] = b[0]! ^ 0x01;
+    await fh.write(b, 0, 1, size - PACK_TRAILER_SIZE - 3);
+    await fh.close();
+    await expect(readPackIndex(store, victim.packId)).rejects.toThrow(/does not hash to its id/);
   });
 
   it('merges reads of nearby chunks of one pack across small gaps', async () => {

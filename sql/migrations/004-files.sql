@@ -3,7 +3,7 @@
 -- Files are split into content-defined chunks (src/chunking), chunks are appended to
 -- pack objects in the object store (src/packs), and PostgreSQL keeps the index:
 --
---   dv_files.packs          pack id (SHA-256 of the pack) → object key, size
+--   dv_files.packs          pack id (SHA-256 of its footer) → object key, size
 --   dv_files.chunks         chunk SHA-256 → (pack, offset, length)
 --   dv_files.contents       file content hash (SHA-256 of the file) → size, chunk count
 --   dv_files.content_chunks content hash, seq → chunk hash (the ordered chunk list)

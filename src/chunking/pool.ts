@@ -4,8 +4,8 @@
  * Chunking a file costs two SHA-256 passes plus the boundary scan, all on one core;
  * an ingest of many files is CPU-bound there, and bench/results/chunking.md measured
  * 1.4–2× with 2 workers on this project's 2-core machines. The main thread only
- * receives finished chunks (buffers transferred, not copied) and stays free for
- * uploads and COPY.
+ * receives finished chunks (views of the worker's read buffers, transferred, not
+ * copied) and stays free for uploads and COPY.
  *
  *   const pool = new ChunkPool({ workers: 2 });
  *   // Read as many files at once as there are workers, or the workers wait:
@@ -91,8 +91,9 @@ export class ChunkPool {
     slot.worker.on('message', (m: FromWorker) => {
       const job = slot.job;
       if (!job || job.id !== m.id) return;
-      if (m.type === 'chunk') {
-        job.file.deliver({ offset: m.offset, length: m.length, hash: m.hash, data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength) });
+      if (m.type === 'chunks') {
+        // Views of one transferred region: no copy (a kept chunk keeps its region alive).
+        for (const c of m.chunks) job.file.deliver({ offset: c.offset, length: c.length, hash: c.hash, data: Buffer.from(m.buffer, c.start, c.length) });
         return;
       }
       slot.job = undefined;

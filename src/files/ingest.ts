@@ -194,7 +194,9 @@ export class IngestSession {
   }
 
   private chunkPool(): ChunkPool {
-    return (this.pool ??= new ChunkPool({ workers: this.opts.workers, chunker: this.opts.chunker }));
+    // A window of 128 chunks (~8 MiB at the default sizes, two of a worker's 4 MiB
+    // regions) keeps the workers chunking while a batch is looked up and packed.
+    return (this.pool ??= new ChunkPool({ workers: this.opts.workers, chunker: this.opts.chunker, window: 128 }));
   }
 
   /** Queues a chunk; when the batch is full, asks PostgreSQL which are new and packs those. */
@@ -202,8 +204,23 @@ export class IngestSession {
     this.stats.chunks++;
     this.batch.push({ hash, data });
     this.batchSize += data.length;
-    if (this.batch.length >= this.batchChunks || this.batchSize >= this.batchBytes) await this.flush();
+    if (this.batch.length >= this.batchChunks || this.batchSize >= this.batchBytes) {
+      // Double buffering: the full batch is looked up and packed in the background
+      // while the next one fills; wait only for the batch before it (so at most two
+      // batches are held, and a failure still stops the reader at the next batch).
+      const previous = this.flushing;
+      const run = this.flush();
+      run.catch(() => undefined); // surfaced by finish() or the next full batch
+      await previous;
+      await this.failedFlush;
+    }
   }
+
+  /** Rejects once any background flush has failed. */
+  private get failedFlush(): Promise<void> {
+    return this.flushError === undefined ? Promise.resolve() : Promise.reject(this.flushError);
+  }
+  private flushError: unknown;
 
   private flush(): Promise<void> {
     const batch = this.batch;
@@ -223,7 +240,9 @@ export class IngestSession {
         }
       }
     });
-    this.flushing = run.catch(() => undefined);
+    this.flushing = run.catch((e: unknown) => {
+      this.flushError ??= e;
+    });
     return run;
   }
 
@@ -305,6 +324,7 @@ export class IngestSession {
   async finish(): Promise<IngestStats> {
     try {
       await this.flush();
+      if (this.flushError !== undefined) throw this.flushError;
       await this.writer.finish();
     } catch (e) {
       throw wrapStore(e);

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { StoreError, type ObjectStore } from '../store/types.js';
-import { PACK_MAGIC, PACK_TRAILER_SIZE, packKey, type PackEntry } from './writer.js';
+import { PACK_MAGIC, PACK_TRAILER_SIZE, packIdOf, packKey, type PackEntry } from './writer.js';
 import { readAll } from '../store/types.js';
 
 export interface ChunkRef {
@@ -176,7 +176,8 @@ function wrapStoreError(e: unknown, ref: ChunkRef): ChunkReadError {
 
 /**
  * Reads a pack's own index from its footer, without the database: for verify and
- * for rebuilding the chunk index after a disaster.
+ * for rebuilding the chunk index after a disaster. The footer is checked against the
+ * pack's id (its SHA-256).
  */
 export async function readPackIndex(store: ObjectStore, packId: string): Promise<PackEntry[]> {
   const key = packKey(packId);
@@ -189,6 +190,8 @@ export async function readPackIndex(store: ObjectStore, packId: string): Promise
   const jsonStart = head.size - PACK_TRAILER_SIZE - jsonLen;
   if (jsonStart < 0) throw bad(packId, 'footer length past the start of the pack');
   const json = await readAll(await store.get(key, { start: jsonStart, end: head.size - PACK_TRAILER_SIZE - 1 }));
+  // The pack's id is the SHA-256 of its footer: a damaged footer cannot index it.
+  if (packIdOf(Buffer.concat([json, trailer])) !== packId) throw bad(packId, 'its footer does not hash to its id');
   try {
     const parsed = JSON.parse(json.toString('utf8')) as { v: number; chunks: [string, number, number][] };
     if (parsed.v !== 1) throw new Error(`format ${parsed.v}`);

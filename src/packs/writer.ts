@@ -9,8 +9,14 @@
  *   chunk bytes ... | footer JSON | footer length (uint32 LE) | magic "PGDVPAK1"
  *
  * footer JSON = {"v":1,"chunks":[["<sha256 hex>",offset,length],...]}.
- * The pack's key is packs/<SHA-256 of the whole pack>: content-addressed, so an
- * upload retried after a crash lands on the same key and is harmless.
+ * The pack's key is packs/<SHA-256 of its footer (JSON + trailer)>. The footer lists
+ * every chunk's SHA-256, offset and length, so it names the pack's bytes as surely
+ * as a hash of all of them would (every chunk is verified against its hash on read),
+ * without a third SHA-256 pass over every new byte: the chunker already hashed each
+ * chunk and the file. Still content-addressed: an upload retried after a crash lands
+ * on the same key and is harmless. The whole-pack SHA-256 is computed only for
+ * stores that need it as an upload checksum (S3's x-amz-checksum-sha256); the
+ * filesystem store takes the pack by rename.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -27,6 +33,11 @@ export function packKey(packId: string): string {
   return `${PACK_KEY_PREFIX}${packId}`;
 }
 
+/** A pack's id: the SHA-256 of its footer (footer JSON, length and magic), hex. */
+export function packIdOf(footer: Uint8Array): string {
+  return createHash('sha256').update(footer).digest('hex');
+}
+
 export interface PackEntry {
   /** SHA-256 of the chunk, lowercase hex. */
   hash: string;
@@ -35,7 +46,7 @@ export interface PackEntry {
 }
 
 export interface SealedPack {
-  /** SHA-256 of the whole pack object (hex); its key is packs/<packId>. */
+  /** SHA-256 of the pack's footer (hex), which lists every chunk's hash; its key is packs/<packId>. */
   packId: string;
   /** Size of the pack object in bytes, footer included. */
   size: number;
@@ -67,7 +78,8 @@ export interface PackWriterOptions {
 interface OpenPack {
   file: string;
   fh: FileHandle;
-  hash: ReturnType<typeof createHash>;
+  /** Whole-pack SHA-256, only for stores that send it as an upload checksum (no putFile). */
+  hash: ReturnType<typeof createHash> | undefined;
   size: number;
   entries: PackEntry[];
   /** Chunks not yet written to the temp file: small chunks are written in ~1 MiB pieces, not one write each. */
@@ -78,6 +90,13 @@ interface OpenPack {
 const WRITE_BATCH = 1024 * 1024;
 
 async function writeAll(fh: FileHandle, bufs: Uint8Array[]): Promise<void> {
+  if (bufs.length > 1 && bufs.length <= 64) {
+    // Gathered write of a few large chunks: no copy into one buffer first.
+    const total = bufs.reduce((a, b) => a + b.length, 0);
+    const { bytesWritten } = await fh.writev(bufs);
+    if (bytesWritten === total) return;
+    bufs = [Buffer.concat(bufs).subarray(bytesWritten)];
+  }
   const data = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
   let off = 0;
   while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
@@ -141,7 +160,7 @@ export class PackWriter {
     p.pending.push(data);
     p.pendingBytes += data.length;
     if (p.pendingBytes >= WRITE_BATCH) await this.drain(p);
-    p.hash.update(data);
+    p.hash?.update(data);
     p.entries.push({ hash, offset: p.size, length: data.length });
     p.size += data.length;
     if (p.size >= this.targetSize) await this.seal();
@@ -177,7 +196,7 @@ export class PackWriter {
     await mkdir(this.tempDir, { recursive: true });
     const file = path.join(this.tempDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
     const fh = await open(file, 'wx');
-    return { file, fh, hash: createHash('sha256'), size: 0, entries: [], pending: [], pendingBytes: 0 };
+    return { file, fh, hash: this.store.putFile ? undefined : createHash('sha256'), size: 0, entries: [], pending: [], pendingBytes: 0 };
   }
 
   private async drain(p: OpenPack): Promise<void> {
@@ -197,9 +216,10 @@ export class PackWriter {
     trailer.write(PACK_MAGIC, 4, 'latin1');
     const footer = Buffer.concat([json, trailer]);
     await p.fh.write(footer);
-    p.hash.update(footer);
+    p.hash?.update(footer);
     await p.fh.close();
-    const pack: SealedPack = { packId: p.hash.digest('hex'), size: p.size + footer.length, entries: p.entries };
+    const pack: SealedPack = { packId: packIdOf(footer), size: p.size + footer.length, entries: p.entries };
+    const bodySha256 = p.hash?.digest('hex');
 
     // Bound the packs on local disk and in flight: wait for the oldest to be
     // uploaded and called back (so a slow onPack slows add() down too).
@@ -219,7 +239,7 @@ export class PackWriter {
         throw e;
       }
     }
-    const upload = this.upload(p.file, pack);
+    const upload = this.upload(p.file, pack, bodySha256);
     upload.catch((e: unknown) => this.fail(e));
     const done = this.callbackChain.then(async () => {
       const uploaded = await upload;
@@ -232,14 +252,15 @@ export class PackWriter {
     this.pending.push(done);
   }
 
-  private async upload(file: string, pack: SealedPack): Promise<SealedPack> {
+  private async upload(file: string, pack: SealedPack, bodySha256: string | undefined): Promise<SealedPack> {
     try {
       // A factory, not a stream: the store can then retry the upload from the start.
       if (this.store.putFile) {
         // The filesystem store takes the temp file by rename: no second read and hash of every byte.
-        await this.store.putFile(packKey(pack.packId), file, { size: pack.size, sha256: pack.packId });
+        await this.store.putFile(packKey(pack.packId), file, { size: pack.size });
       } else {
-        await this.store.put(packKey(pack.packId), () => createReadStream(file), { size: pack.size, sha256: pack.packId });
+        // The whole-pack SHA-256 computed while writing: S3 verifies it on arrival.
+        await this.store.put(packKey(pack.packId), () => createReadStream(file), { size: pack.size, sha256: bodySha256 });
       }
       return pack;
     } finally {
