@@ -22,6 +22,7 @@ import { progressBar } from '../files/progress.js'
 import { openHomeStore } from '../files/store.js'
 import { walk, type WalkEntry } from '../files/walk.js'
 import type { Pgdv } from './client.js'
+import type { CommitResult } from './rows.js'
 
 export interface FilesContext {
   /** Object store to use instead of the home's configured one (tests, library use). */
@@ -175,16 +176,6 @@ function timer(): (what: string) => void {
   }
 }
 
-interface CommitRow {
-  version_id: string
-  parent_id: string | null
-  branch: string
-  created: boolean
-  added: string
-  removed: string
-  modified: string
-}
-
 /** Contents, then the version, in one transaction: a version never points to a content or chunk that is not registered. */
 async function commitVersion(
   pgdv: Pgdv,
@@ -204,7 +195,7 @@ async function commitVersion(
       `${staging} (path, size, content_hash, mode, link_target)`,
       entries.map((e) => [e.path, e.size, e.kind === 'file' ? hashes.get(e.path)! : null, e.mode, e.linkTarget ?? null]),
     )
-    const res = await c.query<CommitRow>(
+    const res = await c.query<Pick<CommitResult, 'version_id' | 'parent_id' | 'branch' | 'created' | 'added' | 'removed' | 'modified'>>(
       `SELECT version_id, parent_id, branch, created, added, removed, modified FROM dv.commit(
          p_dataset => $1::text, p_staging => $2::regclass, p_mode => $3::text, p_branch => $4::text,
          p_message => $5::text, p_tag => $6::text, p_force => $7::boolean)`,
