@@ -282,7 +282,9 @@ describe('bad input: one line, non-zero exit, nothing committed', () => {
       const j = await run<Commit>(['commit', 'rej', jl, '--mode', 'upsert', '--reject-file', rej, '--json'])
       expect(j.json).toMatchObject({ loaded: 1, rejected: 1, added: '1' })
     } else {
-      expectOneLineError(typed, /rej2\.csv line 6, column id: invalid input syntax for type bigint: "zz"/)
+      // With --json the one-line error is the JSON on stdout.
+      expect(typed.exitCode).not.toBe(0)
+      expect((typed.json as unknown as { error: { message: string } }).error.message).toMatch(/rej2\.csv line 6, column id: invalid input syntax for type bigint: "zz"/)
     }
   })
 
