@@ -272,6 +272,7 @@ DECLARE
   v_base text;
   v_base_rows real;
   v_keys_of text;
+  v_rr text;
 BEGIN
   SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
     INTO v_names, v_types FROM dv_internal.version_cols(v_cols_version) c;
@@ -315,18 +316,20 @@ BEGIN
     END IF;
   ELSE
     SELECT c.reltuples INTO v_base_rows FROM pg_class c WHERE c.oid = format('dv_rows.%I', v_base_rel)::regclass;
+    -- The wanted keys the newer levels do not settle. EXCEPT (a hashed or sorted set
+    -- operation) rather than NOT EXISTS: the CTEs' row estimates are guesses (200), and
+    -- with them the planner picked a nested-loop anti join that went quadratic at 5M rows.
+    v_rr := CASE WHEN v_n > 1 THEN format('(SELECT dv_rr._dv_key FROM %s dv_rr EXCEPT SELECT n._dv_key FROM dv_new n)', p_restrict)
+                 ELSE p_restrict END;
     IF p_restrict_rows IS NOT NULL AND p_restrict_rows::real * 32 > coalesce(v_base_rows, 0) THEN
       -- Many keys: one sequential pass over the oldest level, hash-joined to the wanted keys
       -- (OFFSET 0 keeps the planner from turning it back into per-key probes).
       v_base := format('SELECT %s FROM (SELECT * FROM ONLY dv_rows.%I OFFSET 0) x JOIN %s dv_rr ON dv_rr._dv_key = x._dv_key WHERE x._dv_hash IS NOT NULL',
-        v_base, v_base_rel, p_restrict);
+        v_base, v_base_rel, v_rr);
     ELSE
       -- Few keys: one index probe per wanted key (LATERAL + OFFSET 0 force it).
       v_base := format('SELECT %s FROM %s dv_rr CROSS JOIN LATERAL (SELECT * FROM ONLY dv_rows.%I y WHERE y._dv_key = dv_rr._dv_key OFFSET 0) x WHERE x._dv_hash IS NOT NULL',
-        v_base, p_restrict, v_base_rel);
-    END IF;
-    IF v_n > 1 THEN
-      v_base := v_base || ' AND NOT EXISTS (SELECT 1 FROM dv_new n WHERE n._dv_key = dv_rr._dv_key)';
+        v_base, v_rr, v_base_rel);
     END IF;
   END IF;
   IF v_n = 1 THEN
