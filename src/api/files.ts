@@ -13,12 +13,12 @@ import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
 import type { ChunkerOptions } from '../chunking/index.js'
 import { PgdvError, toPgdvError } from '../lib/errors.js'
+import { createProgress } from '../lib/progress.js'
 import { PackReader } from '../packs/index.js'
 import type { ObjectStore } from '../store/index.js'
 import { checkoutRows, chunkRefs, contentSizes, streamContent, type CheckoutStats, type FileRow } from '../files/checkout.js'
 import { copyRows } from '../files/copy.js'
 import { IngestSession, type IngestStats } from '../files/ingest.js'
-import { progressBar } from '../files/progress.js'
 import { openHomeStore } from '../files/store.js'
 import { walk, type WalkEntry } from '../files/walk.js'
 import type { Pgdv } from './client.js'
@@ -121,7 +121,7 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
   for (const w of warnings) input.onWarning?.(w)
   const files = entries.filter((e) => e.kind === 'file')
   const { store, owned } = storeOf(pgdv, input)
-  const bar = progressBar('add', files.length, files.reduce((a, e) => a + e.size, 0), input.progress ?? false)
+  const bar = createProgress({ label: 'add', totalFiles: files.length, totalBytes: files.reduce((a, e) => a + e.size, 0), enabled: input.progress ?? false })
   let session: IngestSession | undefined
   try {
     session = await IngestSession.start({
@@ -133,7 +133,7 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
       chunker: input.chunker,
       workers: input.workers,
       packTargetSize: input.packTargetSize,
-      onProgress: (p) => bar.update(p.files, p.bytes, p.newBytes),
+      onProgress: (p) => bar.update({ files: p.files, bytes: p.bytes, newBytes: p.newBytes }),
     })
     const s = session
     const hashes = new Map<string, string>()
@@ -280,11 +280,11 @@ export async function checkoutFiles(pgdv: Pgdv, input: CheckoutFilesInput): Prom
   await filesDataset(pgdv, input.dataset)
   const { version } = await pgdv.db.one<{ version: string }>('SELECT dv.resolve_ref(p_dataset => $1::text, p_ref => $2::text)::text AS version', [input.dataset, input.ref])
   const { store, owned } = storeOf(pgdv, input)
-  let bar = progressBar('checkout', 0, 0, false)
+  let bar = createProgress({ enabled: false })
   try {
     if (input.progress) {
       const s = await pgdv.db.query<{ file_count: string; logical_bytes: string }>('SELECT file_count, logical_bytes FROM dv_files.version_summary WHERE version_id = $1::bigint', [version])
-      if (s.length) bar = progressBar('checkout', Number(s[0].file_count), Number(s[0].logical_bytes), true)
+      if (s.length) bar = createProgress({ label: 'checkout', totalFiles: Number(s[0].file_count), totalBytes: Number(s[0].logical_bytes), enabled: true })
     }
     const stats = await checkoutRows(versionRows(pgdv, input.dataset, version), {
       db: pgdv.db,
@@ -293,7 +293,7 @@ export async function checkoutFiles(pgdv: Pgdv, input: CheckoutFilesInput): Prom
       force: input.force,
       concurrency: input.concurrency,
       label: `dataset "${input.dataset}" at ${input.ref}`,
-      onProgress: (p) => bar.update(p.files, p.bytes),
+      onProgress: (p) => bar.update({ files: p.files, bytes: p.bytes }),
     })
     return { dataset: input.dataset, ref: input.ref, version_id: version, out: path.resolve(input.out), ...stats }
   } finally {

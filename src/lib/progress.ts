@@ -1,11 +1,16 @@
-// A progress bar for long loads and checkouts: rows, MB/s and ETA on a TTY (stderr),
-// nothing at all otherwise (pipes, CI, --json), so output stays machine-readable.
+// A progress bar for long loads, adds and checkouts: rows or files, MB, MB/s, dedup and
+// ETA on a TTY (stderr); nothing at all otherwise (pipes, CI, --json), so output stays
+// machine-readable.
 
 import cliProgress from 'cli-progress'
 
 export interface ProgressUpdate {
-  rows: number
+  rows?: number
   bytes: number
+  /** Files done (file datasets: the bar counts files instead of rows). */
+  files?: number
+  /** Bytes that were new to the store so far: shown as the dedup ratio. */
+  newBytes?: number
 }
 
 export interface Progress {
@@ -20,6 +25,8 @@ export interface ProgressOptions {
   totalBytes?: number
   /** Total rows when known (checkout of a version) and bytes are not. */
   totalRows?: number
+  /** Total files: the bar shows files (and dedup) instead of rows. */
+  totalFiles?: number
   label?: string
   /** Force on/off; default: stderr is a TTY. */
   enabled?: boolean
@@ -44,12 +51,14 @@ export function createProgress(opts: ProgressOptions = {}): Progress {
   const byRows = !(opts.totalBytes && opts.totalBytes > 0) && Boolean(opts.totalRows && opts.totalRows > 0)
   const total = byRows ? (opts.totalRows as number) : opts.totalBytes && opts.totalBytes > 0 ? opts.totalBytes : 0
   const label = opts.label ?? 'loading'
+  const files = opts.totalFiles !== undefined
+  const count = files ? `{files}/${opts.totalFiles} files | {mb} MB` : '{rows} rows'
   const bar = new cliProgress.SingleBar(
     {
       stream,
       format: total
-        ? `${label} [{bar}] {percentage}% | {rows} rows | {mbs} MB/s | ETA {eta_formatted}`
-        : `${label} {rows} rows | {mb} MB | {mbs} MB/s`,
+        ? `${label} [{bar}] {percentage}% | ${count} | {mbs} MB/s{dedup} | ETA {eta_formatted}`
+        : `${label} ${count} | {mb} MB | {mbs} MB/s{dedup}`,
       hideCursor: true,
       clearOnComplete: true,
       fps: 5,
@@ -60,11 +69,12 @@ export function createProgress(opts: ProgressOptions = {}): Progress {
   const started = Date.now()
   let running = true
   let noted = false
-  bar.start(total || 1, 0, { rows: 0, mbs: '0.0', mb: '0.0' })
+  bar.start(total || 1, 0, { rows: 0, files: 0, mbs: '0.0', mb: '0.0', dedup: '' })
   return {
-    update({ rows, bytes }) {
+    update({ rows = 0, bytes, files: done = 0, newBytes }) {
       if (!running) return
-      const payload = { rows: rows.toLocaleString('en-US'), mbs: formatRate(bytes, Date.now() - started), mb: (bytes / 1e6).toFixed(1) }
+      const dedup = newBytes === undefined ? '' : ` | new ${(newBytes / 1e6).toFixed(1)} MB (${bytes > 0 ? ((1 - newBytes / bytes) * 100).toFixed(0) : 0}% dedup)`
+      const payload = { rows: rows.toLocaleString('en-US'), files: done, mbs: formatRate(bytes, Date.now() - started), mb: (bytes / 1e6).toFixed(1), dedup }
       bar.update(total ? Math.min(byRows ? rows : bytes, total) : 0, payload)
     },
     note(text) {
