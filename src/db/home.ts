@@ -2,6 +2,7 @@
 // filesystem object store and config.json, which records what `pgdv init` chose.
 // Environment variables and flags override what the file says.
 
+import { randomBytes } from 'node:crypto'
 import { constants as fsc } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
@@ -73,7 +74,8 @@ export async function ensureWritableHome(home: string): Promise<void> {
   try {
     await fs.mkdir(home, { recursive: true, mode: 0o755 })
     await fs.access(home, fsc.W_OK | fsc.X_OK)
-    const probe = path.join(home, `.write-probe-${process.pid}`)
+    // Unique per call: concurrent inits in one process must not remove each other's probe.
+    const probe = path.join(home, `.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`)
     await fs.writeFile(probe, '')
     await fs.rm(probe)
   } catch (e) {
