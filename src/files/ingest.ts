@@ -21,6 +21,7 @@ import { PgdvError, toPgdvError } from '../lib/errors.js';
 import { PackWriter, packKey, readPackIndex, type SealedPack } from '../packs/index.js';
 import { StoreError, type ObjectStore } from '../store/index.js';
 import { copyRows } from './copy.js';
+import { removeStaleTempPacks } from '../packs/temp.js';
 import { storeError } from './store.js';
 import type { WalkEntry } from './walk.js';
 
@@ -112,6 +113,8 @@ export class IngestSession {
     );
     const s = new IngestSession(opts, id);
     await s.recover();
+    // Temp packs of killed ingests (their process is gone); live ones' are left alone.
+    await removeStaleTempPacks(opts.tempDir);
     return s;
   }
 
