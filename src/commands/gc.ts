@@ -37,7 +37,7 @@ gc waits (up to --wait) for running ingests to finish and holds new ones back wh
     this.log(
       `${r.dry_run ? 'dry run: ' : ''}${verb} ${r.deleted_packs} pack(s), ${mb(r.deleted_bytes)} MB` +
         (r.deleted_unregistered ? ` (${r.deleted_unregistered} never registered)` : '') +
-        `; kept ${r.live_packs} live, ${r.kept_young} within the grace period, ${r.kept_mixed} mixed (${mb(r.mixed_dead_bytes)} MB dead in them)` +
+        `; ${r.dry_run ? 'would keep' : 'kept'} ${r.live_packs} live, ${r.kept_young} within the grace period, ${r.kept_mixed} mixed (${mb(r.mixed_dead_bytes)} MB dead in them)` +
         (r.temp_packs_removed ? `; ${r.dry_run ? 'would remove' : 'removed'} ${r.temp_packs_removed} stale temp pack(s)` : ''),
     )
     return r
