@@ -235,6 +235,8 @@ AS $$
 --   append   add rows (keyed: a key that exists already is an error; keyless: copies add up)
 --   upsert   insert or replace rows by key (keyed datasets only)
 --   delete   remove the keys (keyless: one copy per staged row) present in the staging table
+--   apply    a change set (keyed datasets only): rows whose _dv_delete column is true
+--            remove their key, the others are upserted; one version for a mixed change
 -- Only changed keys are stored. Nothing changed and not p_force: no version, created = false.
 -- Concurrency: the branch row is locked (FOR UPDATE), so commits to one branch are
 -- serialized. If the branch moved after dv.stage created the staging table, this commit
@@ -274,12 +276,12 @@ BEGIN
   SELECT d.kind INTO v_kind FROM dv.datasets d WHERE d.id = v_ds;
   v_keys := dv_internal.key_columns(v_ds);
   v_keyless := v_keys IS NULL;
-  IF p_mode IS NULL OR p_mode NOT IN ('replace', 'append', 'upsert', 'delete') THEN
+  IF p_mode IS NULL OR p_mode NOT IN ('replace', 'append', 'upsert', 'delete', 'apply') THEN
     RAISE EXCEPTION 'commit mode "%" is not known', p_mode
-      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use replace, append, upsert or delete';
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use replace, append, upsert, delete or apply';
   END IF;
-  IF v_keyless AND p_mode = 'upsert' THEN
-    RAISE EXCEPTION 'dataset "%" has no key, so mode upsert does not apply', p_dataset
+  IF v_keyless AND p_mode IN ('upsert', 'apply') THEN
+    RAISE EXCEPTION 'dataset "%" has no key, so mode % does not apply', p_dataset, p_mode
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Use append (rows are counted) or replace; or declare key columns when creating the dataset';
   END IF;
   IF p_staging IS NULL THEN
@@ -372,10 +374,17 @@ BEGIN
             THEN 's._dv_hash AS _dv_given_hash' ELSE 'NULL::bytea AS _dv_given_hash' END
     || CASE WHEN NOT v_keyless AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_key' AND a.atttypid = 'bytea'::regtype AND NOT a.attisdropped)
             THEN 's._dv_key AS _dv_given_key' ELSE 'NULL::bytea AS _dv_given_key' END;
+  -- Mode apply: a true _dv_delete (any type that casts to boolean; NULL = false) makes the
+  -- staged row a deletion of its key.
+  IF p_mode = 'apply' AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_delete' AND a.attnum > 0 AND NOT a.attisdropped) THEN
+    v_sel := v_sel || 'coalesce(s._dv_delete::text::boolean, false) AS _dv_given_delete'::text;
+  ELSE
+    v_sel := v_sel || 'false AS _dv_given_delete'::text;
+  END IF;
   -- The first commit of a keyed dataset: every staged row is new. The rows go from the
   -- staging table into the version's table in one pass, hashed on the way, instead of
   -- through two temporary copies; the table's unique index catches repeated keys.
-  v_fast := NOT v_keyless AND cardinality(v_old_names) = 0 AND p_mode <> 'delete';
+  v_fast := NOT v_keyless AND cardinality(v_old_names) = 0 AND p_mode NOT IN ('delete', 'apply');
   IF v_fast THEN
     v_keyobj := (SELECT format('jsonb_build_object(%s)', string_agg(format('%L, %I', k, k), ', ')) FROM unnest(v_keys) k);
     v_nullcond := (SELECT string_agg(format('%I IS NULL', k), ' OR ') FROM unnest(v_keys) k);
@@ -392,7 +401,10 @@ BEGIN
   ELSE
     DROP TABLE IF EXISTS pg_temp.dv_commit_e;
     DROP TABLE IF EXISTS pg_temp.dv_commit_c;
-    EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS SELECT %s, coalesce(x._dv_given_key, %s) AS _dv_key, coalesce(x._dv_given_hash, %s) AS _dv_hash, 1::bigint AS _dv_count
+    -- A deletion (mode apply) is staged as a tombstone: no row hash, count 0.
+    EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS SELECT %s, coalesce(x._dv_given_key, %s) AS _dv_key,
+                      CASE WHEN NOT x._dv_given_delete THEN coalesce(x._dv_given_hash, %s) END AS _dv_hash,
+                      CASE WHEN x._dv_given_delete THEN 0 ELSE 1 END::bigint AS _dv_count
                     FROM (SELECT %s FROM %s s) x',
       (SELECT string_agg(format('x.%I', n), ', ') FROM unnest(v_names) n),
       CASE WHEN v_keyless THEN 'NULL::bytea' ELSE dv_internal.hash_sql('x', v_keys, (SELECT array_agg(v_types[array_position(v_names, k)]) FROM unnest(v_keys) k)) END,
@@ -437,6 +449,8 @@ BEGIN
         v_csel := v_csel || format('e.%I', v_names[v_i]);
       ELSIF p_mode = 'delete' AND NOT v_keyless THEN
         v_csel := v_csel || format('NULL::%s AS %I', v_types[v_i], v_names[v_i]);
+      ELSIF p_mode = 'apply' THEN
+        v_csel := v_csel || format('CASE WHEN e._dv_hash IS NOT NULL THEN e.%1$I END AS %1$I', v_names[v_i]);
       ELSE
         v_csel := v_csel || format('e.%I', v_names[v_i]);
       END IF;
@@ -464,6 +478,11 @@ BEGIN
         v_from := format('pg_temp.dv_commit_e e LEFT JOIN (%s) o ON o._dv_key = e._dv_key', v_old);
         v_where := 'o._dv_key IS NULL OR o._dv_hash IS DISTINCT FROM e._dv_hash';
         v_csel := v_csel || ARRAY['e._dv_key', 'e._dv_hash', 'e._dv_count'];
+      ELSIF p_mode = 'apply' THEN
+        -- Upserts that change a row, and deletions of keys that exist.
+        v_from := format('pg_temp.dv_commit_e e LEFT JOIN (%s) o ON o._dv_key = e._dv_key', v_old);
+        v_where := 'CASE WHEN e._dv_hash IS NULL THEN o._dv_key IS NOT NULL ELSE o._dv_key IS NULL OR o._dv_hash IS DISTINCT FROM e._dv_hash END';
+        v_csel := v_csel || ARRAY['e._dv_key', 'e._dv_hash', 'e._dv_count'];
       ELSIF v_keyless THEN  -- delete, keyless: remove as many copies as staged
         v_from := format('pg_temp.dv_commit_e e JOIN (%s) o ON o._dv_key = e._dv_key', v_old);
         v_where := 'true';
@@ -476,7 +495,7 @@ BEGIN
       END IF;
     END IF;
     v_csel := v_csel || ARRAY['o._dv_hash AS _dv_old_hash', 'coalesce(o._dv_count, 0) AS _dv_old_count'];
-    IF cardinality(v_old_names) = 0 AND p_mode <> 'delete' THEN
+    IF cardinality(v_old_names) = 0 AND p_mode NOT IN ('delete', 'apply') THEN
       -- First commit on an empty root: every staged entry is new; reuse e instead of copying it.
       ALTER TABLE pg_temp.dv_commit_e RENAME TO dv_commit_c;
       ALTER TABLE pg_temp.dv_commit_c ADD COLUMN _dv_old_hash bytea, ADD COLUMN _dv_old_count bigint NOT NULL DEFAULT 0;
@@ -517,6 +536,11 @@ BEGIN
 END
 $$;
 
+
+COMMENT ON FUNCTION dv.commit(text, regclass, text, text, text, text, boolean, jsonb) IS 'Commits a staging table as a new version of a branch, in one transaction; modes replace (default), append, upsert, delete, and apply (upsert, with rows whose _dv_delete column is true deleting their key).
+Stores only changed rows and tombstones. Nothing changed: created = false and no version (unless p_force). A branch that moved since dv.stage raises a conflict (40001) naming both versions.
+Example: SELECT * FROM dv.commit(''flights'', ''pg_temp.dv_stage_1_1'', p_mode => ''upsert'', p_message => ''fix labels'');
+Mixed change: ALTER TABLE pg_temp.dv_stage_1_1 ADD COLUMN _dv_delete boolean; fill it; SELECT * FROM dv.commit(''flights'', ''pg_temp.dv_stage_1_1'', p_mode => ''apply'');';
 
 -- CREATE OR REPLACE keeps the functions' privileges; the new helper needs its grant.
 REVOKE EXECUTE ON FUNCTION dv_internal.hash_sum_sql(text, text) FROM PUBLIC;
