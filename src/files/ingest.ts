@@ -21,6 +21,8 @@ import { PgdvError, toPgdvError } from '../lib/errors.js';
 import { PackWriter, packKey, readPackIndex, type SealedPack } from '../packs/index.js';
 import { StoreError, type ObjectStore } from '../store/index.js';
 import { copyRows } from './copy.js';
+import { FilesLock, INGEST_LOCK_WAIT_MS, ingestLabel } from './lock.js';
+import { removeStaleTempPacks } from '../packs/temp.js';
 import { storeError } from './store.js';
 import type { WalkEntry } from './walk.js';
 
@@ -90,6 +92,8 @@ export class IngestSession {
   private constructor(
     private readonly opts: IngestOptions,
     readonly sessionId: string,
+    /** The files lock, shared: gc cannot run until this session ends (src/files/lock.ts). */
+    private readonly lock: FilesLock,
   ) {
     this.batchChunks = opts.batchChunks ?? 1024;
     this.batchBytes = opts.batchBytes ?? 16 * 1024 * 1024;
@@ -106,13 +110,21 @@ export class IngestSession {
   }
 
   static async start(opts: IngestOptions): Promise<IngestSession> {
-    const { id } = await opts.db.one<{ id: string }>(
-      `INSERT INTO dv_files.ingest_sessions (dataset_id, purpose, pid, host) VALUES ($1::bigint, $2::text, $3::int, $4::text) RETURNING id`,
-      [opts.datasetId ?? null, opts.purpose, process.pid, hostname()],
-    );
-    const s = new IngestSession(opts, id);
-    await s.recover();
-    return s;
+    const lock = await FilesLock.acquire(opts.db, 'ingest', INGEST_LOCK_WAIT_MS, ingestLabel());
+    try {
+      const { id } = await opts.db.one<{ id: string }>(
+        `INSERT INTO dv_files.ingest_sessions (dataset_id, purpose, pid, host) VALUES ($1::bigint, $2::text, $3::int, $4::text) RETURNING id`,
+        [opts.datasetId ?? null, opts.purpose, process.pid, hostname()],
+      );
+      const s = new IngestSession(opts, id, lock);
+      await s.recover();
+      // Temp packs of killed ingests (their process is gone); live ones' are left alone.
+      await removeStaleTempPacks(opts.tempDir);
+      return s;
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
   }
 
   /**
@@ -175,9 +187,13 @@ export class IngestSession {
     this.stats.packs++;
   }
 
-  /** Pack row and its chunk rows in one transaction: a chunk row never points to an unknown pack. */
+  /**
+   * Pack row and its chunk rows in one transaction: a chunk row never points to an
+   * unknown pack. On the files lock's connection, so a pack is only registered while
+   * gc cannot run (src/files/lock.ts).
+   */
   private async register(p: SealedPack, chunkBytes: number): Promise<void> {
-    await this.opts.db.tx(async (c) => {
+    await this.lock.tx(async (c) => {
       const ins = await c.query(
         `INSERT INTO dv_files.packs (id, object_key, size, chunk_count, chunk_bytes) VALUES ($1::text, $2::text, $3::bigint, $4::int, $5::bigint) ON CONFLICT DO NOTHING`,
         [p.packId, packKey(p.packId), p.size, p.entries.length, chunkBytes],
@@ -342,6 +358,7 @@ export class IngestSession {
 
   async end(state: 'committed' | 'failed'): Promise<void> {
     await this.opts.db.query(`UPDATE dv_files.ingest_sessions SET state = $2::text, finished_at = now() WHERE id = $1::bigint`, [this.sessionId, state]).catch(() => undefined);
+    await this.lock.release();
   }
 
   async abort(): Promise<void> {
