@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Pgdv } from '../src/api/client.js'
+import { chunkBuffer, contentHashOf } from '../src/chunking/index.js'
 import { checkoutRows, type FileRow } from '../src/files/checkout.js'
 import { IngestSession, writeContentRows } from '../src/files/ingest.js'
 import { resolveStoreUrl, s3Settings } from '../src/files/store.js'
@@ -81,7 +82,15 @@ describe('ingest and checkout of file rows', () => {
     await fs.symlink('a/small.txt', path.join(src, 'link'))
     const { rows, session } = await ingest(src)
     expect(rows.map((r) => r.path)).toEqual(['a/b/c/mid.bin', 'a/b/empty', 'a/small.txt', 'big.bin', 'copy.bin', 'link'])
-    expect(rows.find((r) => r.path === 'big.bin')!.content_hash).toBe(sha(big))
+    // The content hash is SHA-256 over the chunk digests (docs/files.md), recomputable in SQL from the index.
+    const bigHash = rows.find((r) => r.path === 'big.bin')!.content_hash!
+    const { h } = await pgdv.db.one<{ h: string }>(
+      `SELECT encode(sha256(convert_to(E'pgdv-content-v1\\n', 'UTF8') || string_agg(decode(chunk_hash, 'hex'), ''::bytea ORDER BY seq)), 'hex') AS h
+       FROM dv_files.content_chunks WHERE content_hash = $1`,
+      [bigHash],
+    )
+    expect(h).toBe(bigHash)
+    expect(bigHash).toBe(contentHashOf(chunkBuffer(big).chunks.map((c) => c.hash)))
     expect(session.stats.newBytes).toBeLessThan(big.length + 200_000)
     expect(session.stats.packs).toBeGreaterThanOrEqual(3)
 

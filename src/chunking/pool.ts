@@ -1,7 +1,7 @@
 /**
  * ChunkPool: chunks and hashes several files in parallel in worker threads.
  *
- * Chunking a file costs two SHA-256 passes plus the boundary scan, all on one core;
+ * Chunking a file costs one SHA-256 pass plus the boundary scan, all on one core;
  * an ingest of many files is CPU-bound there, and bench/results/chunking.md measured
  * 1.4–2× with 2 workers on this project's 2-core machines. The main thread only
  * receives finished chunks (views of the worker's read buffers, transferred, not
@@ -47,6 +47,7 @@ interface Job {
   id: number;
   path: string;
   file: PooledFile;
+  plainSha256: boolean;
 }
 
 interface Slot {
@@ -70,12 +71,15 @@ export class ChunkPool {
     for (let i = 0; i < n; i++) this.slots.push(this.spawn());
   }
 
-  /** Starts chunking a file; iterate the result for its chunks, then call result(). */
-  chunkFile(path: string): PooledFile {
+  /**
+   * Starts chunking a file; iterate the result for its chunks, then call result().
+   * plainSha256 also computes the file's plain SHA-256 (a second pass; blobs only).
+   */
+  chunkFile(path: string, options: { plainSha256?: boolean } = {}): PooledFile {
     if (this.closed) throw new Error('ChunkPool.chunkFile called after close: create a new pool');
     const id = this.nextId++;
     const file = new PooledFile(path, (n) => this.credit(id, n));
-    this.queue.push({ id, path, file });
+    this.queue.push({ id, path, file, plainSha256: options.plainSha256 ?? false });
     this.dispatch();
     return file;
   }
@@ -97,7 +101,7 @@ export class ChunkPool {
         return;
       }
       slot.job = undefined;
-      if (m.type === 'done') job.file.end({ size: m.size, sha256: m.sha256, chunkCount: m.chunkCount });
+      if (m.type === 'done') job.file.end({ size: m.size, hash: m.hash, chunkCount: m.chunkCount, ...(m.sha256 ? { sha256: m.sha256 } : {}) });
       else job.file.fail(new ChunkFileError(`chunking ${job.path} failed: ${m.message}`, job.path, m.code));
       this.dispatch();
     });
@@ -119,7 +123,7 @@ export class ChunkPool {
       if (slot.job || this.queue.length === 0) continue;
       const job = this.queue.shift()!;
       slot.job = job;
-      const msg: ToWorker = { type: 'job', id: job.id, path: job.path, options: this.chunkerOptions, window: this.window };
+      const msg: ToWorker = { type: 'job', id: job.id, path: job.path, options: this.chunkerOptions, window: this.window, plainSha256: job.plainSha256 };
       slot.worker.postMessage(msg);
     }
   }
@@ -194,7 +198,7 @@ export class PooledFile implements AsyncIterable<Chunk> {
     }
   }
 
-  /** Size and SHA-256 of the whole file, once its chunks have all been read. */
+  /** Size and content hash of the whole file, once its chunks have all been read. */
   result(): FileSummary {
     if (!this.summary) throw new Error(`result() of ${this.path} called before its chunks were all read`);
     return this.summary;

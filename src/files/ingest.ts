@@ -11,11 +11,11 @@
  * the rest, and registers packs an earlier run uploaded but never registered (from
  * the pack's own footer). Chunks are never looked up in the object store.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { open, stat } from 'node:fs/promises';
 import type pg from 'pg';
-import { ChunkFileError, ChunkPool, DEFAULT_CHUNKER_OPTIONS, type ChunkerOptions } from '../chunking/index.js';
+import { ChunkFileError, ChunkPool, ContentHasher, DEFAULT_CHUNKER_OPTIONS, EMPTY_CONTENT_HASH, type ChunkerOptions } from '../chunking/index.js';
 import type { Db } from '../db/db.js';
 import { PgdvError, toPgdvError } from '../lib/errors.js';
 import { PackWriter, packKey, readPackIndex, type SealedPack } from '../packs/index.js';
@@ -24,7 +24,6 @@ import { copyRows } from './copy.js';
 import { storeError } from './store.js';
 import type { WalkEntry } from './walk.js';
 
-export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 export interface IngestOptions {
   db: Db;
@@ -63,9 +62,12 @@ export interface IngestStats {
 }
 
 export interface ContentRecord {
+  /** Content hash: SHA-256 over the chunk digests (src/chunking/content-hash.ts). */
   hash: string;
   size: number;
   chunks: string[];
+  /** Plain SHA-256 of the bytes, when asked for (blobs). */
+  sha256?: string;
 }
 
 interface Pending {
@@ -247,10 +249,10 @@ export class IngestSession {
   }
 
   /** Chunks one regular file; retries once if it changed while being read. Returns its content. */
-  async addFile(entry: Pick<WalkEntry, 'abs' | 'size' | 'mtimeMs'> & { path?: string }): Promise<ContentRecord> {
+  async addFile(entry: Pick<WalkEntry, 'abs' | 'size' | 'mtimeMs'> & { path?: string }, options: { plainSha256?: boolean } = {}): Promise<ContentRecord> {
     let before = { size: entry.size, mtimeMs: entry.mtimeMs };
     for (let attempt = 1; ; attempt++) {
-      const rec = before.size <= this.smallFile ? await this.readSmall(entry.abs) : await this.readLarge(entry.abs);
+      const rec = before.size <= this.smallFile ? await this.readSmall(entry.abs) : await this.readLarge(entry.abs, options.plainSha256 ?? false);
       let after;
       try {
         after = await stat(entry.abs);
@@ -286,22 +288,24 @@ export class IngestSession {
     } catch (e) {
       throw unreadable(abs, e);
     }
-    if (data.length === 0) return { hash: EMPTY_SHA256, size: 0, chunks: [] };
-    const hash = createHash('sha256').update(data).digest('hex');
-    await this.addChunk(hash, data);
-    return { hash, size: data.length, chunks: [hash] };
+    if (data.length === 0) return { hash: EMPTY_CONTENT_HASH, size: 0, chunks: [], sha256: EMPTY_SHA256 };
+    // One chunk: its SHA-256 is also the file's plain SHA-256.
+    const digest = oneShotHash('sha256', data, 'buffer') as unknown as Buffer;
+    const chunk = digest.toString('hex');
+    await this.addChunk(chunk, data);
+    return { hash: new ContentHasher().add(digest).digest(), size: data.length, chunks: [chunk], sha256: chunk };
   }
 
   private largeSlots = 0;
   private largeWaiters: (() => void)[] = [];
 
-  private async readLarge(abs: string): Promise<ContentRecord> {
+  private async readLarge(abs: string, plainSha256: boolean): Promise<ContentRecord> {
     // As many large files at once as there are workers: a file nobody reads holds its worker.
     const max = this.opts.workers ?? 2;
     while (this.largeSlots >= max) await new Promise<void>((r) => this.largeWaiters.push(r));
     this.largeSlots++;
     try {
-      const f = this.chunkPool().chunkFile(abs);
+      const f = this.chunkPool().chunkFile(abs, { plainSha256 });
       const chunks: string[] = [];
       try {
         for await (const c of f) {
@@ -313,7 +317,7 @@ export class IngestSession {
         throw e;
       }
       const sum = f.result();
-      return { hash: sum.sha256, size: sum.size, chunks: sum.size === 0 ? [] : chunks };
+      return { hash: sum.hash, size: sum.size, chunks: sum.size === 0 ? [] : chunks, sha256: sum.sha256 };
     } finally {
       this.largeSlots--;
       this.largeWaiters.shift()?.();
@@ -387,6 +391,8 @@ export async function writeContentRows(c: pg.ClientBase, contents: Iterable<Cont
     );
   }
 }
+
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 function processAlive(pid: number | null): boolean {
   if (!pid) return false;
