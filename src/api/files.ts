@@ -44,8 +44,6 @@ export interface AddFilesInput extends FilesContext {
   chunker?: ChunkerOptions
   workers?: number
   packTargetSize?: number
-  /** Files read at once (default 32; large files are also bounded by the workers). */
-  concurrency?: number
   onWarning?: (line: string) => void
 }
 
@@ -91,24 +89,6 @@ function storeOf(pgdv: Pgdv, ctx: FilesContext): { store: ObjectStore; owned: bo
 
 const tempDir = (pgdv: Pgdv): string => path.join(pgdv.home, 'tmp')
 
-/** Runs fn with n at once over items, stopping at the first failure. */
-async function eachLimit<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let i = 0
-  let failed: unknown
-  const run = async (): Promise<void> => {
-    while (failed === undefined && i < items.length) {
-      const item = items[i++]
-      try {
-        await fn(item)
-      } catch (e) {
-        failed ??= e
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, run))
-  if (failed !== undefined) throw failed
-}
-
 /**
  * `pgdv add`: chunks and stores the files, then commits a version of them. Killed
  * at any moment it leaves no version; run again, it uploads only what is missing.
@@ -137,10 +117,11 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
     })
     const s = session
     const hashes = new Map<string, string>()
-    await eachLimit(files, input.concurrency ?? 32, async (e) => {
-      hashes.set(e.path, (await s.addFile(e)).hash)
-    })
+    const lap = timer()
+    await s.addFiles(files, (e, rec) => hashes.set(e.path!, rec.hash))
+    lap('read and chunk')
     const stats = await s.finish()
+    lap('last packs')
     bar.stop()
     const version = await commitVersion(pgdv, ds, entries, hashes, s, input)
     await s.end('committed')
