@@ -44,8 +44,6 @@ export interface AddFilesInput extends FilesContext {
   chunker?: ChunkerOptions
   workers?: number
   packTargetSize?: number
-  /** Files read at once (default 32; large files are also bounded by the workers). */
-  concurrency?: number
   onWarning?: (line: string) => void
 }
 
@@ -91,24 +89,6 @@ function storeOf(pgdv: Pgdv, ctx: FilesContext): { store: ObjectStore; owned: bo
 
 const tempDir = (pgdv: Pgdv): string => path.join(pgdv.home, 'tmp')
 
-/** Runs fn with n at once over items, stopping at the first failure. */
-async function eachLimit<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let i = 0
-  let failed: unknown
-  const run = async (): Promise<void> => {
-    while (failed === undefined && i < items.length) {
-      const item = items[i++]
-      try {
-        await fn(item)
-      } catch (e) {
-        failed ??= e
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, run))
-  if (failed !== undefined) throw failed
-}
-
 /**
  * `pgdv add`: chunks and stores the files, then commits a version of them. Killed
  * at any moment it leaves no version; run again, it uploads only what is missing.
@@ -137,10 +117,11 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
     })
     const s = session
     const hashes = new Map<string, string>()
-    await eachLimit(files, input.concurrency ?? 32, async (e) => {
-      hashes.set(e.path, (await s.addFile(e)).hash)
-    })
+    const lap = timer()
+    await s.addFiles(files, (e, rec) => hashes.set(e.path!, rec.hash))
+    lap('read and chunk')
     const stats = await s.finish()
+    lap('last packs')
     bar.stop()
     const version = await commitVersion(pgdv, ds, entries, hashes, s, input)
     await s.end('committed')
@@ -339,12 +320,15 @@ export interface PutBlobInput extends FilesContext {
 }
 
 export interface BlobResult {
+  /** Content hash (SHA-256 over the chunk digests, see src/chunking/content-hash.ts): what getBlob takes. */
+  hash: string
+  /** Plain SHA-256 of the bytes (what `sha256sum` prints), for model registries that record it. */
   sha256: string
   size: number
   new_bytes: number
 }
 
-/** Stores any file content-addressed (chunks in packs, deduplicated) and returns its SHA-256. */
+/** Stores any file content-addressed (chunks in packs, deduplicated) and returns its content hash and SHA-256. */
 export async function putBlob(pgdv: Pgdv, input: PutBlobInput): Promise<BlobResult> {
   const abs = path.resolve(input.file)
   let st
@@ -358,7 +342,7 @@ export async function putBlob(pgdv: Pgdv, input: PutBlobInput): Promise<BlobResu
   let session: IngestSession | undefined
   try {
     session = await IngestSession.start({ db: pgdv.db, store, tempDir: tempDir(pgdv), purpose: 'blob', chunker: input.chunker })
-    const rec = await session.addFile({ abs, size: st.size, mtimeMs: st.mtimeMs })
+    const rec = await session.addFile({ abs, size: st.size, mtimeMs: st.mtimeMs }, { plainSha256: true })
     const stats: IngestStats = await session.finish()
     const s = session
     await pgdv.db.tx(async (c) => {
@@ -366,7 +350,7 @@ export async function putBlob(pgdv: Pgdv, input: PutBlobInput): Promise<BlobResu
       await c.query('INSERT INTO dv_files.blobs (content_hash) VALUES ($1::text) ON CONFLICT DO NOTHING', [rec.hash])
     })
     await session.end('committed')
-    return { sha256: rec.hash, size: rec.size, new_bytes: stats.newBytes }
+    return { hash: rec.hash, sha256: rec.sha256!, size: rec.size, new_bytes: stats.newBytes }
   } catch (e) {
     await session?.abort()
     throw toPgdvError(e)
@@ -382,12 +366,17 @@ export interface GetBlobInput extends FilesContext {
 }
 
 /** Writes a stored content (a blob, or any file's content hash) to a file, verified; refuses to overwrite unless force. */
-export async function getBlob(pgdv: Pgdv, input: GetBlobInput): Promise<{ sha256: string; size: number; out: string }> {
+export async function getBlob(pgdv: Pgdv, input: GetBlobInput): Promise<{ hash: string; size: number; out: string }> {
   const hash = input.hash.toLowerCase()
-  if (!/^[0-9a-f]{64}$/.test(hash)) throw new PgdvError(`"${input.hash}" is not a SHA-256`, { hint: 'Give the 64 hex digits `pgdv blob put` printed' })
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw new PgdvError(`"${input.hash}" is not a content hash`, { hint: 'Give the 64 hex digits `pgdv blob put` printed' })
   const sizes = await contentSizes(pgdv.db, [hash])
   const info = sizes.get(hash)
-  if (!info) throw new PgdvError(`no blob or file with SHA-256 ${hash} is stored`, { kind: 'not_found', hint: 'Check the hash, or store it with `pgdv blob put`' })
+  if (!info) {
+    throw new PgdvError(`no blob or file with content hash ${hash} is stored`, {
+      kind: 'not_found',
+      hint: 'Give the hash `pgdv blob put` printed (its content hash, not the file\'s sha256sum), or store it with `pgdv blob put`',
+    })
+  }
   const out = path.resolve(input.out)
   if (!input.force) {
     const exists = await stat(out).then(() => true, () => false)
@@ -399,7 +388,7 @@ export async function getBlob(pgdv: Pgdv, input: GetBlobInput): Promise<{ sha256
     const refs = (await chunkRefs(pgdv.db, [hash])).get(hash)!
     await streamContent(new PackReader(store), refs, hash, info.size, createWriteStream(tmp, { flags: 'w' }), `blob ${hash}`)
     await rename(tmp, out)
-    return { sha256: hash, size: info.size, out }
+    return { hash, size: info.size, out }
   } catch (e) {
     await unlink(tmp).catch(() => undefined)
     const code = (e as NodeJS.ErrnoException).code

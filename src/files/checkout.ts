@@ -2,14 +2,16 @@
  * Checkout: writes file rows (path, size, content_hash, mode, link_target) back to a
  * folder. Chunk locations come from PostgreSQL in batches of files; chunks are
  * fetched with ranged reads (PackReader merges adjacent ones), several files at
- * once, each chunk verified against its SHA-256 and each file against its own.
+ * once, each chunk verified against its SHA-256 and each file against its content
+ * hash (made from the chunk digests: no second pass over the bytes).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, readdir, rm, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { contentHashOf } from '../chunking/content-hash.js';
 import type { Db } from '../db/db.js';
 import { PgdvError } from '../lib/errors.js';
 import { ChunkReadError, PackReader, type ChunkRef } from '../packs/index.js';
@@ -72,25 +74,41 @@ export async function contentSizes(db: Db, hashes: string[]): Promise<Map<string
 }
 
 /**
- * Streams one content into `dest`, verifying every chunk and the whole file's
- * SHA-256; `name` is what errors call the file.
+ * How a content is verified. Its hash is normally made from its chunk list
+ * (content-hash.ts): then the chunk list from the index is checked against it before
+ * any byte is read, and each chunk against its own SHA-256 as it arrives (PackReader),
+ * which verifies the file with one hash of each byte. A content stored before that
+ * definition (hash = plain SHA-256 of the bytes) is hashed as it streams instead.
+ */
+function verifier(refs: ChunkRef[], hash: string, size: number, name: string): { plain?: Hash } {
+  if (contentHashOf(refs.map((r) => r.hash)) !== hash) return { plain: createHash('sha256') };
+  const total = refs.reduce((a, r) => a + r.length, 0);
+  if (total !== size) {
+    throw new PgdvError(`${name} is corrupt: its chunks give ${total} bytes, expected ${size}`, { kind: 'integrity', hint: 'Run `pgdv doctor` and re-add the file' });
+  }
+  return {};
+}
+
+/**
+ * Streams one content into `dest`, verifying every chunk and the whole file (see
+ * verifier); `name` is what errors call the file.
  */
 export async function streamContent(reader: PackReader, refs: ChunkRef[], hash: string, size: number, dest: Writable, name: string): Promise<void> {
-  const fileHash = createHash('sha256');
+  const { plain } = verifier(refs, hash, size, name);
   let written = 0;
   async function* bytes(): AsyncGenerator<Buffer> {
     try {
       for await (const { data } of reader.readChunks(refs)) {
-        fileHash.update(data);
+        plain?.update(data);
         written += data.length;
         yield data;
       }
     } catch (e) {
       throw readError(e, name);
     }
-    const got = fileHash.digest('hex');
+    const got = plain?.digest('hex') ?? hash;
     if (written !== size || got !== hash) {
-      throw new PgdvError(`${name} is corrupt: its chunks give ${written} bytes with SHA-256 ${got}, expected ${size} bytes with ${hash}`, {
+      throw new PgdvError(`${name} is corrupt: its chunks give ${written} bytes with hash ${got}, expected ${size} bytes with ${hash}`, {
         kind: 'integrity',
         hint: 'Run `pgdv doctor` and re-add the file',
       });

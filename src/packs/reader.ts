@@ -4,7 +4,7 @@
  * consecutive requests for adjacent ranges of the same pack are merged into one GET:
  * a 1 GiB file is a few dozen requests, not sixteen thousand.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { StoreError, type ObjectStore } from '../store/types.js';
 import { PACK_MAGIC, PACK_TRAILER_SIZE, packIdOf, packKey, type PackEntry } from './writer.js';
 import { readAll } from '../store/types.js';
@@ -153,7 +153,7 @@ export class PackReader {
 }
 
 function verify(ref: ChunkRef, data: Buffer): Buffer {
-  const got = createHash('sha256').update(data).digest('hex');
+  const got = oneShotHash('sha256', data, 'hex');
   if (got !== ref.hash) {
     throw new ChunkReadError(
       'corrupt',
