@@ -61,9 +61,10 @@ interface SmallJob {
 
 type Job = FileJob | SmallJob;
 
-/** A small-file batch read by a worker: each file's bytes are a view of one buffer. */
+/** A small-file batch read by a worker: each file's bytes are buffer[start, start + length). */
 export interface SmallBatchResult {
-  files: (SmallFileResult & { data?: Buffer })[];
+  buffer: ArrayBuffer;
+  files: SmallFileResult[];
 }
 
 interface Slot {
@@ -126,7 +127,7 @@ export class ChunkPool {
       if (job.kind === 'small') {
         slot.job = undefined;
         if (m.type === 'small') {
-          job.resolve({ files: m.files.map((f) => (f.ok ? { ...f, data: Buffer.from(m.buffer, f.start, f.length) } : f)) });
+          job.resolve({ buffer: m.buffer, files: m.files });
         } else {
           job.reject(new Error(`reading small files failed: ${m.type === 'error' ? m.message : m.type}`));
         }

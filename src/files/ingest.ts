@@ -103,7 +103,9 @@ export class IngestSession {
    * dataset_contents row names it, so it is garbage for gc (and a rerun reuses it).
    */
   private readonly registered = new Set<string>();
-  private waiting: ContentRecord[] = [];
+  /** Contents waiting for chunks to be registered: chunk → the contents waiting for it, and how many chunks each still waits for. */
+  private readonly waitingOn = new Map<string, ContentRecord[]>();
+  private readonly waitCount = new Map<ContentRecord, number>();
   private ready: ContentRecord[] = [];
   /** Content hashes the background writer has stored. */
   private readonly written = new Set<string>();
@@ -214,15 +216,42 @@ export class IngestSession {
     await this.register(p, p.entries.reduce((a, e) => a + e.length, 0));
     await this.opts.db.query(`UPDATE dv_files.session_packs SET state = 'registered' WHERE session_id = $1::bigint AND pack_id = $2::text`, [this.sessionId, p.packId]);
     this.stats.packs++;
-    for (const e of p.entries) this.registered.add(e.hash);
+    for (const e of p.entries) this.markRegistered(e.hash);
     this.sweepContents(false);
   }
 
-  /** Moves contents whose chunks are all registered to `ready`; writes them once enough are (or all, at the end). */
+  private markRegistered(hash: string): void {
+    if (this.registered.has(hash)) return;
+    this.registered.add(hash);
+    const list = this.waitingOn.get(hash);
+    if (!list) return;
+    this.waitingOn.delete(hash);
+    for (const c of list) {
+      const n = this.waitCount.get(c)! - 1;
+      if (n > 0) this.waitCount.set(c, n);
+      else {
+        this.waitCount.delete(c);
+        this.ready.push(c);
+      }
+    }
+  }
+
+  /** A content new to this ingest: ready once its chunks are registered. */
+  private waitFor(rec: ContentRecord): void {
+    let n = 0;
+    for (const h of rec.chunks.length === 1 ? rec.chunks : new Set(rec.chunks)) {
+      if (this.registered.has(h)) continue;
+      const list = this.waitingOn.get(h);
+      if (list) list.push(rec);
+      else this.waitingOn.set(h, [rec]);
+      n++;
+    }
+    if (n === 0) this.ready.push(rec);
+    else this.waitCount.set(rec, n);
+  }
+
+  /** Writes the ready contents in the background once enough are (or all, at the end). */
   private sweepContents(all: boolean): void {
-    const still: ContentRecord[] = [];
-    for (const c of this.waiting) (c.chunks.every((h) => this.registered.has(h)) ? this.ready : still).push(c);
-    this.waiting = still;
     if (this.ready.length === 0 || (!all && this.ready.length < 4096)) return;
     const batch = this.ready;
     this.ready = [];
@@ -265,21 +294,22 @@ export class IngestSession {
     return (this.pool ??= new ChunkPool({ workers: this.opts.workers, chunker: this.opts.chunker, window: 128 }));
   }
 
-  /** Queues a chunk; when the batch is full, asks PostgreSQL which are new and packs those. */
-  private async addChunk(hash: string, data: Buffer): Promise<void> {
+  /**
+   * Queues a chunk; when the batch is full, asks PostgreSQL which are new and packs
+   * those, and returns a promise to wait for (undefined otherwise: no promise per chunk).
+   */
+  private addChunk(hash: string, data: Buffer): Promise<void> | undefined {
     this.stats.chunks++;
     this.batch.push({ hash, data });
     this.batchSize += data.length;
-    if (this.batch.length >= this.batchChunks || this.batchSize >= this.batchBytes) {
-      // Double buffering: the full batch is looked up and packed in the background
-      // while the next one fills; wait only for the batch before it (so at most two
-      // batches are held, and a failure still stops the reader at the next batch).
-      const previous = this.flushing;
-      const run = this.flush();
-      run.catch(() => undefined); // surfaced by finish() or the next full batch
-      await previous;
-      await this.failedFlush;
-    }
+    if (this.batch.length < this.batchChunks && this.batchSize < this.batchBytes) return undefined;
+    // Double buffering: the full batch is looked up and packed in the background
+    // while the next one fills; wait only for the batch before it (so at most two
+    // batches are held, and a failure still stops the reader at the next batch).
+    const previous = this.flushing;
+    const run = this.flush();
+    run.catch(() => undefined); // surfaced by finish() or the next full batch
+    return previous.then(() => this.failedFlush);
   }
 
   /** Rejects once any background flush has failed. */
@@ -298,16 +328,14 @@ export class IngestSession {
       const missing = new Set(
         (await this.opts.db.query<{ h: string }>('SELECT h FROM dv.missing_chunks(p_hashes => $1::text[]) AS h', [unique])).map((r) => r.h),
       );
+      const fresh: Pending[] = [];
       for (const b of batch) {
-        if (!missing.has(b.hash)) {
-          this.registered.add(b.hash);
-          continue;
-        }
-        if (await this.writer.add(b.hash, b.data)) {
-          this.stats.newBytes += b.data.length;
-          this.stats.newChunks++;
-        }
+        if (missing.has(b.hash)) fresh.push(b);
+        else this.markRegistered(b.hash);
       }
+      const stored = await this.writer.addMany(fresh);
+      this.stats.newBytes += stored.bytes;
+      this.stats.newChunks += stored.chunks;
       this.sweepContents(false);
     });
     this.flushing = run.catch((e: unknown) => {
@@ -349,13 +377,13 @@ export class IngestSession {
   }
 
   private async addSmallFiles(files: FileEntry[], onFile: (entry: FileEntry, rec: ContentRecord) => void, stop: () => boolean): Promise<void> {
-    // Batches of up to 256 files / 2 MiB; a few in flight so that the workers never
+    // Batches of up to 512 files / 4 MiB; a few in flight so that the workers never
     // wait for the main thread, handled in order so memory stays bounded.
     const batches: FileEntry[][] = [];
     let cur: FileEntry[] = [];
     let bytes = 0;
     for (const f of files) {
-      if (cur.length >= 256 || bytes + f.size > 2 * 1024 * 1024) {
+      if (cur.length >= 512 || bytes + f.size > 4 * 1024 * 1024) {
         batches.push(cur);
         cur = [];
         bytes = 0;
@@ -375,7 +403,7 @@ export class IngestSession {
     };
     for (let b = 0; b < batches.length; b++) {
       while (next < batches.length && inFlight.length < ahead) start();
-      const { files: results } = await inFlight.shift()!;
+      const { buffer, files: results } = await inFlight.shift()!;
       const batch = batches[b]!;
       for (let i = 0; i < batch.length; i++) {
         if (stop()) return;
@@ -383,7 +411,8 @@ export class IngestSession {
         const r = results[i]!;
         if (r.ok) {
           const rec: ContentRecord = { hash: r.content, size: r.length, chunks: r.length ? [r.chunk] : [], sha256: r.chunk };
-          if (r.length) await this.addChunk(r.chunk, r.data!);
+          const wait = r.length ? this.addChunk(r.chunk, Buffer.from(buffer, r.start, r.length)) : undefined;
+          if (wait) await wait;
           this.recordFile(rec);
           onFile(entry, rec);
         } else if (r.changed) {
@@ -401,7 +430,7 @@ export class IngestSession {
     this.stats.bytes += rec.size;
     if (!this.contents.has(rec.hash)) {
       this.contents.set(rec.hash, rec);
-      this.waiting.push(rec);
+      this.waitFor(rec);
     }
     this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, newBytes: this.stats.newBytes });
   }
@@ -559,8 +588,12 @@ export async function writeContentRows(
     await copyRows(c, 'pgdv_tmp_contents (hash)', (function* () {
       for (const h of alsoLink) yield [h];
     })());
+    // In hash order: the foreign-key check of each row (the cost of this statement)
+    // then walks dv_files.contents' index in order; measured 1.6× faster than unordered.
     await c.query(
-      `INSERT INTO dv_files.dataset_contents (dataset_id, content_hash) SELECT DISTINCT $1::bigint, hash FROM pgdv_tmp_contents ON CONFLICT DO NOTHING`,
+      `INSERT INTO dv_files.dataset_contents (dataset_id, content_hash)
+       SELECT $1::bigint, hash FROM (SELECT DISTINCT hash FROM pgdv_tmp_contents) t ORDER BY hash
+       ON CONFLICT DO NOTHING`,
       [datasetId],
     );
   }
