@@ -542,6 +542,76 @@ Stores only changed rows and tombstones. Nothing changed: created = false and no
 Example: SELECT * FROM dv.commit(''flights'', ''pg_temp.dv_stage_1_1'', p_mode => ''upsert'', p_message => ''fix labels'');
 Mixed change: ALTER TABLE pg_temp.dv_stage_1_1 ADD COLUMN _dv_delete boolean; fill it; SELECT * FROM dv.commit(''flights'', ''pg_temp.dv_stage_1_1'', p_mode => ''apply'');';
 
+-- ---------------------------------------------------------------------------
+-- Verify (DESIGN.md "Verify: recompute row hashes of a version")
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dv.verify(p_dataset text, p_ref text DEFAULT 'main')
+RETURNS TABLE (version_id bigint, row_count bigint, bad_rows bigint, first_bad jsonb,
+               content_hash text, computed_hash text, ok boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET "DateStyle" = 'ISO, MDY'
+SET "TimeZone" = 'UTC'
+SET "IntervalStyle" = 'postgres'
+SET extra_float_digits = 1
+AS $$
+-- Reads the version whole and recomputes, from the stored values, every row's hash and
+-- key hash and the version's content hash. A row whose stored hashes differ from its
+-- values (a table edited behind pgdv's back, a damaged page) is counted, and the first
+-- one's key named; ok only if no row is bad and the content hash and row count match
+-- what the commit recorded. Costs one full read plus the hashing of every row.
+DECLARE
+  v_id bigint := dv.resolve_ref(p_dataset, p_ref);
+  v_ds bigint := dv_internal.dataset_id(p_dataset);
+  v_keys text[] := dv_internal.key_columns(v_ds);
+  v_v dv.versions;
+  v_names text[];
+  v_types text[];
+  v_rowhash text;
+  v_keyhash text;
+  v_keyobj text;
+  v_n bigint := 0;
+  v_rows bigint := 0;
+  v_bad bigint := 0;
+  v_first jsonb;
+  v_sum numeric := 0;
+BEGIN
+  SELECT * INTO v_v FROM dv.versions v WHERE v.id = v_id;
+  SELECT array_agg(c.column_name ORDER BY c.ordinal), array_agg(c.data_type ORDER BY c.ordinal)
+    INTO v_names, v_types FROM dv_internal.version_cols(v_id) c;
+  IF v_names IS NOT NULL THEN
+    v_rowhash := dv_internal.hash_sql('r', v_names, v_types);
+    IF v_keys IS NULL THEN
+      -- Keyless: the key is the row hash, and the row itself names a bad entry.
+      v_keyhash := v_rowhash;
+      v_keyobj := format('to_jsonb(r) - %L - %L - %L', '_dv_key', '_dv_hash', '_dv_count');
+    ELSE
+      v_keyhash := dv_internal.hash_sql('r', v_keys, (SELECT array_agg(v_types[array_position(v_names, k)]) FROM unnest(v_keys) k));
+      v_keyobj := (SELECT format('jsonb_build_object(%s)', string_agg(format('%L, r.%I', k, k), ', ')) FROM unnest(v_keys) k);
+    END IF;
+    EXECUTE format('SELECT count(*), coalesce(sum(y._dv_count), 0), count(*) FILTER (WHERE y.bad), (min(y.k::text) FILTER (WHERE y.bad))::jsonb, %s
+                    FROM (SELECT z._dv_count, z.k, z.h IS DISTINCT FROM z._dv_hash OR z.kh IS DISTINCT FROM z._dv_key AS bad,
+                                 (''x'' || encode(z.h, ''hex''))::bit(256) AS hb
+                          FROM (SELECT r._dv_count, r._dv_hash, r._dv_key, %s AS h, %s AS kh, %s AS k FROM (%s) r OFFSET 0) z) y',
+      dv_internal.hash_sum_sql('y.hb', 'y._dv_count'), v_rowhash, v_keyhash, v_keyobj, dv_internal.read_sql(v_id))
+      INTO v_n, v_rows, v_bad, v_first, v_sum;
+  END IF;
+  version_id := v_id;
+  row_count := v_rows;
+  bad_rows := v_bad;
+  first_bad := v_first;
+  content_hash := v_v.content_hash;
+  computed_hash := dv_internal.content_hash(v_sum, v_rows);
+  ok := v_bad = 0 AND computed_hash = v_v.content_hash AND v_rows = v_v.row_count;
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION dv.verify(text, text) IS 'Recomputes every row hash, key hash and the content hash of a version from its stored values and compares them with what was committed; ok = all match. One full read.
+Example: SELECT * FROM dv.verify(''flights'', ''v1.0'');';
+
 -- CREATE OR REPLACE keeps the functions' privileges; the new helper needs its grant.
 REVOKE EXECUTE ON FUNCTION dv_internal.hash_sum_sql(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dv_internal.hash_sum_sql(text, text) TO pgdv_reader;
+REVOKE EXECUTE ON FUNCTION dv.verify(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dv.verify(text, text) TO pgdv_reader;

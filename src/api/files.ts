@@ -66,12 +66,12 @@ export interface AddFilesResult {
   warnings: string[]
 }
 
-interface DatasetRow {
+export interface DatasetRow {
   id: string
   kind: string
 }
 
-async function filesDataset(pgdv: Pgdv, name: string): Promise<DatasetRow> {
+export async function filesDataset(pgdv: Pgdv, name: string): Promise<DatasetRow> {
   const rows = await pgdv.db.query<DatasetRow>('SELECT id, kind FROM dv.datasets WHERE name = $1::text', [name])
   if (rows.length === 0) {
     throw new PgdvError(`dataset "${name}" does not exist`, { kind: 'not_found', hint: `Create it with \`pgdv dataset create ${name} --files\`` })
@@ -82,7 +82,7 @@ async function filesDataset(pgdv: Pgdv, name: string): Promise<DatasetRow> {
   return rows[0]
 }
 
-function storeOf(pgdv: Pgdv, ctx: FilesContext): { store: ObjectStore; owned: boolean } {
+export function storeOf(pgdv: Pgdv, ctx: FilesContext): { store: ObjectStore; owned: boolean } {
   if (ctx.store) return { store: ctx.store, owned: false }
   return { store: openHomeStore(pgdv.home, pgdv.config), owned: true }
 }
@@ -210,7 +210,7 @@ async function recordSummary(c: pg.ClientBase, dataset: string, datasetId: strin
 }
 
 /** Streams the file rows of a version, ordered by path, through COPY (never all in memory). */
-async function* versionRows(pgdv: Pgdv, dataset: string, ref: string, where?: { path: string }): AsyncGenerator<FileRow> {
+export async function* versionRows(pgdv: Pgdv, dataset: string, ref: string, where?: { path: string }): AsyncGenerator<FileRow> {
   // An empty version (the root of a new dataset has no columns at all) holds no files.
   const { n } = await pgdv.db.one<{ n: string }>('SELECT row_count AS n FROM dv.versions WHERE id = dv.resolve_ref(p_dataset => $1::text, p_ref => $2::text)', [dataset, ref])
   if (Number(n) === 0) return
