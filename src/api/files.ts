@@ -15,11 +15,11 @@ import type { ChunkerOptions } from '../chunking/index.js'
 import { PgdvError, toPgdvError } from '../lib/errors.js'
 import { createProgress } from '../lib/progress.js'
 import { PackReader } from '../packs/index.js'
-import type { ObjectStore } from '../store/index.js'
+import { StoreError, type ObjectStore } from '../store/index.js'
 import { checkoutRows, chunkRefs, contentSizes, streamContent, type CheckoutStats, type FileRow } from '../files/checkout.js'
 import { copyRows } from '../files/copy.js'
 import { IngestSession, type IngestStats } from '../files/ingest.js'
-import { openHomeStore } from '../files/store.js'
+import { openHomeStore, storeError } from '../files/store.js'
 import { walk, type WalkEntry } from '../files/walk.js'
 import type { Pgdv } from './client.js'
 import type { CommitResult } from './rows.js'
@@ -140,7 +140,8 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
   } catch (e) {
     bar.stop()
     await session?.abort()
-    throw toPgdvError(e)
+    // A failed upload can surface from any file's chunk batch, not only from finish(): the same line either way.
+    throw e instanceof StoreError ? storeError(e) : toPgdvError(e)
   } finally {
     if (owned) await store.close?.()
   }
@@ -353,7 +354,8 @@ export async function putBlob(pgdv: Pgdv, input: PutBlobInput): Promise<BlobResu
     return { hash: rec.hash, sha256: rec.sha256!, size: rec.size, new_bytes: stats.newBytes }
   } catch (e) {
     await session?.abort()
-    throw toPgdvError(e)
+    // A failed upload can surface from any file's chunk batch, not only from finish(): the same line either way.
+    throw e instanceof StoreError ? storeError(e) : toPgdvError(e)
   } finally {
     if (owned) await store.close?.()
   }

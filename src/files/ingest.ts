@@ -182,7 +182,9 @@ export class IngestSession {
       let head;
       try {
         head = await this.opts.store.head(packKey(r.pack_id));
-      } catch {
+      } catch (e) {
+        // Store unreachable (it already retried): leave the rest for the next run; the upload will say what failed.
+        if (e instanceof StoreError && e.code === 'network') break;
         continue;
       }
       if (!head) {
@@ -622,7 +624,7 @@ function unreadable(abs: string, e: unknown): PgdvError {
 }
 
 function wrapStore(e: unknown): unknown {
-  if (e instanceof StoreError) return storeError(e, 'uploading a pack');
+  if (e instanceof StoreError) return storeError(e); // the pack writer's message names the pack and the store
   if (e instanceof PgdvError) return e;
   if ((e as { severity?: string }).severity) return toPgdvError(e);
   return e;

@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { ObjectStore } from '../store/types.js';
+import { StoreError, type ObjectStore } from '../store/types.js';
 import { tempPackName } from './temp.js';
 
 export const PACK_MAGIC = 'PGDVPAK1';
@@ -280,6 +280,11 @@ export class PackWriter {
         await this.store.put(packKey(pack.packId), () => createReadStream(file), { size: pack.size, sha256: bodySha256 });
       }
       return pack;
+    } catch (e) {
+      // The store already retried what it could: name the pack and the store in the one line a user sees.
+      if (!(e instanceof StoreError)) throw e;
+      const where = this.store.describe().replace(/\?.*$/, '');
+      throw new StoreError(e.code, `uploading pack ${pack.packId.slice(0, 12)} to ${where} failed: ${e.message}`, e.key, { cause: e });
     } finally {
       await unlink(file).catch(() => undefined);
     }
