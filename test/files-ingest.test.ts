@@ -105,6 +105,22 @@ describe('ingest and checkout of file rows', () => {
     expect(again.session.stats.packs).toBe(0)
   })
 
+  it('checks out a content stored under the old definition (hash = plain SHA-256 of the bytes), verified by hashing its bytes', async () => {
+    const src = path.join(work, 'legacy')
+    const data = randomBytes(300_000)
+    await tree(src, { 'old.bin': data })
+    const { rows, session } = await ingest(src)
+    const rec = session.contents.get(rows[0].content_hash!)!
+    await pgdv.db.tx((c) => writeContentRows(c, [{ ...rec, hash: sha(data) }], null))
+    const out = path.join(work, 'legacy-out')
+    await checkoutRows([{ ...rows[0], content_hash: sha(data) }], { db: pgdv.db, store, out })
+    expect(sha(await fs.readFile(path.join(out, 'old.bin')))).toBe(sha(data))
+    // Same chunks under a hash that matches neither definition: refused as corrupt.
+    const wrong = 'ab'.repeat(32)
+    await pgdv.db.tx((c) => writeContentRows(c, [{ ...rec, hash: wrong }], null))
+    await expect(checkoutRows([{ ...rows[0], content_hash: wrong }], { db: pgdv.db, store, out: path.join(work, 'legacy-bad') })).rejects.toThrow(/old\.bin is corrupt/)
+  })
+
   it('refuses a non-empty checkout folder unless forced', async () => {
     const out = path.join(work, 'busy')
     await tree(out, { 'x.txt': 'x' })

@@ -6,8 +6,7 @@
  * hash (made from the chunk digests: no second pass over the bytes).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, readdir, rm, symlink, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -117,6 +116,63 @@ export async function streamContent(reader: PackReader, refs: ChunkRef[], hash: 
   await pipeline(Readable.from(bytes()), dest);
 }
 
+/**
+ * Writes one content into an open file, verified as streamContent does: each group
+ * of chunks is one read from the store (the filesystem store reads a whole run of
+ * adjacent chunks with one call into `scratch`) and one writev, with no stream and
+ * no copy per chunk in between.
+ */
+export async function writeContent(
+  reader: PackReader,
+  refs: ChunkRef[],
+  hash: string,
+  size: number,
+  fh: FileHandle,
+  name: string,
+  scratch: { buf?: Buffer } = {},
+): Promise<void> {
+  const { plain } = verifier(refs, hash, size, name);
+  let written = 0;
+  try {
+    for await (const group of reader.readGroups(refs, { scratch })) {
+      for (const b of group) {
+        plain?.update(b);
+        written += b.length;
+      }
+      await writevAll(fh, group);
+    }
+  } catch (e) {
+    throw readError(e, name);
+  }
+  const got = plain?.digest('hex') ?? hash;
+  if (written !== size || got !== hash) {
+    throw new PgdvError(`${name} is corrupt: its chunks give ${written} bytes with hash ${got}, expected ${size} bytes with ${hash}`, {
+      kind: 'integrity',
+      hint: 'Run `pgdv doctor` and re-add the file',
+    });
+  }
+}
+
+/** writev of every buffer, however many and however the kernel splits the writes. */
+async function writevAll(fh: FileHandle, bufs: Buffer[]): Promise<void> {
+  for (let i = 0; i < bufs.length; ) {
+    // At most 1024 buffers per call (IOV_MAX on Linux).
+    const part = bufs.slice(i, i + 1024);
+    i += part.length;
+    let done = (await fh.writev(part)).bytesWritten;
+    // A short write: the rest one buffer at a time.
+    for (const b of part) {
+      if (done >= b.length) {
+        done -= b.length;
+        continue;
+      }
+      let off = done;
+      done = 0;
+      while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+    }
+  }
+}
+
 function readError(e: unknown, name: string): unknown {
   if (e instanceof ChunkReadError) {
     return new PgdvError(`cannot check out ${name}: ${e.message}`, { kind: 'integrity', cause: e });
@@ -175,6 +231,8 @@ export async function checkoutRows(rows: AsyncIterable<FileRow> | Iterable<FileR
   const reader = new PackReader(opts.store);
   const stats: CheckoutStats = { files: 0, bytes: 0, links: 0 };
   const concurrency = opts.concurrency ?? 4;
+  // One read buffer per concurrent file, reused from file to file.
+  const scratches = Array.from({ length: concurrency }, () => ({}) as { buf?: Buffer });
   const made = new Set<string>();
   const ensureDir = async (dir: string): Promise<void> => {
     if (made.has(dir)) return;
@@ -183,7 +241,7 @@ export async function checkoutRows(rows: AsyncIterable<FileRow> | Iterable<FileR
   };
   const label = opts.label ? ` of ${opts.label}` : '';
 
-  const writeOne = async (row: FileRow, refs: ChunkRef[]): Promise<void> => {
+  const writeOne = async (row: FileRow, refs: ChunkRef[], scratch: { buf?: Buffer }): Promise<void> => {
     const file = target(out, row.path);
     try {
       await ensureDir(path.dirname(file));
@@ -194,15 +252,17 @@ export async function checkoutRows(rows: AsyncIterable<FileRow> | Iterable<FileR
         return;
       }
       if (opts.force) await rm(file, { force: true, recursive: true }).catch(() => undefined);
-      const dest = createWriteStream(file, { flags: 'wx', mode: (row.mode ?? 0o644) & 0o777 });
+      const fh = await open(file, 'wx', (row.mode ?? 0o644) & 0o777);
       try {
-        await streamContent(reader, refs, row.content_hash!, Number(row.size), dest, `${row.path}${label}`);
+        await writeContent(reader, refs, row.content_hash!, Number(row.size), fh, `${row.path}${label}`, scratch);
+        // open's mode went through the umask; set the recorded bits exactly.
+        if (row.mode !== null) await fh.chmod(row.mode & 0o7777);
       } catch (e) {
-        dest.destroy();
+        await fh.close().catch(() => undefined);
         await unlink(file).catch(() => undefined);
         throw e;
       }
-      if (row.mode !== null) await chmod(file, row.mode & 0o7777);
+      await fh.close();
     } catch (e) {
       throw diskError(e, file);
     }
@@ -226,10 +286,10 @@ export async function checkoutRows(rows: AsyncIterable<FileRow> | Iterable<FileR
       }
     }
     let i = 0;
-    const workers = Array.from({ length: Math.min(concurrency, rowsNow.length) }, async () => {
+    const workers = Array.from({ length: Math.min(concurrency, rowsNow.length) }, async (_, w) => {
       while (i < rowsNow.length) {
         const row = rowsNow[i++]!;
-        await writeOne(row, refs.get(row.content_hash ?? '') ?? []);
+        await writeOne(row, refs.get(row.content_hash ?? '') ?? [], scratches[w]!);
       }
     });
     const results = await Promise.allSettled(workers);
