@@ -97,14 +97,14 @@ async function parallelFiles(sab: SharedArrayBuffer, workers: number, totalBytes
 }
 
 /** ChunkStream over the buffer in 1 MiB pieces, as an ingest of one stream runs it. */
-async function streamed(data: Buffer, hashInThreadPool: boolean): Promise<number> {
+async function streamed(data: Buffer): Promise<number> {
   let ms = Infinity;
   for (let round = 0; round < 3; round++) {
     const t = performance.now();
     const pieces = function* (): Generator<Buffer> {
       for (let o = 0; o < data.length; o += PIECE) yield data.subarray(o, o + PIECE);
     };
-    for await (const _ of chunkStream(pieces(), { hashInThreadPool })) void _;
+    for await (const _ of chunkStream(pieces())) void _;
     ms = Math.min(ms, performance.now() - t);
   }
   return ms;
@@ -167,8 +167,7 @@ async function main(): Promise<void> {
     nChunks = chunkOnly(data);
   });
   const fullMs = best(3, () => chunkAndHash(data));
-  const streamInline = await streamed(data, false);
-  const streamPool = await streamed(data, true);
+  const streamInline = await streamed(data);
   const one = await parallelFiles(sab, 1, size);
   const two = await parallelFiles(sab, 2, size);
   const tmp = mkdtempSync(path.join(tmpdir(), 'pgdv-bench-'));
@@ -191,7 +190,6 @@ async function main(): Promise<void> {
   out(`| FastCDC boundaries only | ${mbps(cdcMs)} | ${((rawMs / cdcMs) * 100).toFixed(0)}% |`);
   out(`| FastCDC + SHA-256 per chunk + SHA-256 of file (what ingest runs) | ${mbps(fullMs)} | ${((rawMs / fullMs) * 100).toFixed(0)}% |`);
   out(`| chunkStream (async, 1 MiB pieces) | ${mbps(streamInline)} | ${((rawMs / streamInline) * 100).toFixed(0)}% |`);
-  out(`| chunkStream, chunk hashes on the libuv thread pool (hashInThreadPool) | ${mbps(streamPool)} | ${((rawMs / streamPool) * 100).toFixed(0)}% |`);
   out(`| Chunker in 1 worker thread | ${mbps(one)} | ${((rawMs / one) * 100).toFixed(0)}% |`);
   out(`| Chunker in 2 worker threads on separate files (aggregate) | ${mbps(two)} | ${((rawMs / two) * 100).toFixed(0)}% |`);
   out(`| ChunkPool, 1 worker, 8 files in the page cache | ${mbps(pool1)} | ${((rawMs / pool1) * 100).toFixed(0)}% |`);

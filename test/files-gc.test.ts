@@ -210,7 +210,9 @@ for (const kind of ['fs', 's3'] as const) {
       const blob = await putBlob(pgdv, { file: blobFile, store })
       const art = randomBytes(300_000)
       await add('artifacts', await folder('artifacts', { 'weights.bin': art }))
-      await registerModel(pgdv, { model: 'gc-model', artifactHash: sha(art) })
+      // The registry names a stored artifact by its content hash (what blob put prints).
+      const [{ h }] = await pgdv.db.query<{ h: string }>("SELECT r->>'content_hash' AS h FROM dv.rows('artifacts', 'main') r WHERE r->>'path' = 'weights.bin'")
+      await registerModel(pgdv, { model: 'gc-model', artifactHash: h })
       await dropDataset(pgdv, 'artifacts')
 
       const r = await gc(pgdv, { store, graceMs: 0 })
@@ -218,9 +220,9 @@ for (const kind of ['fs', 's3'] as const) {
       await checkoutSame('hist', 'main~1', v1)
       await checkoutSame('hist', 'main', { 'a.bin': v1['a.bin'] })
       const out = path.join(work, 'blob.out')
-      await getBlob(pgdv, { hash: blob.sha256, out, store, force: true })
+      await getBlob(pgdv, { hash: blob.hash, out, store, force: true })
       expect(sha(await fs.readFile(out))).toBe(sha(blobData))
-      await getBlob(pgdv, { hash: sha(art), out, store, force: true })
+      await getBlob(pgdv, { hash: h, out, store, force: true })
       expect(sha(await fs.readFile(out))).toBe(sha(art))
       // Every pack the index knows is in the store.
       const stored = await storedPacks()
@@ -320,7 +322,8 @@ for (const kind of ['fs', 's3'] as const) {
     })
 
     it('a gc killed mid-delete is finished by the next one, which keeps a pack written again meanwhile', async () => {
-      // One file: its chunks reach the packs in file order, so adding it again makes the very same packs.
+      // One file: its chunks reach the packs in file order, so adding it again writes the
+      // same content-addressed packs (several files are read in parallel, in any order).
       const files = { 'x.bin': randomBytes(500_000) }
       const dir = await folder('again', files)
       await add('again', dir)

@@ -9,8 +9,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Pgdv } from '../src/api/client.js'
+import { chunkBuffer, contentHashOf, EMPTY_CONTENT_HASH } from '../src/chunking/index.js'
 import { checkoutRows, type FileRow } from '../src/files/checkout.js'
-import { IngestSession, writeContentRows } from '../src/files/ingest.js'
+import { IngestSession, writeContentRows, type ContentRecord } from '../src/files/ingest.js'
 import { resolveStoreUrl, s3Settings } from '../src/files/store.js'
 import { walk } from '../src/files/walk.js'
 import { s3Flags } from '../src/commands/init.js'
@@ -81,7 +82,15 @@ describe('ingest and checkout of file rows', () => {
     await fs.symlink('a/small.txt', path.join(src, 'link'))
     const { rows, session } = await ingest(src)
     expect(rows.map((r) => r.path)).toEqual(['a/b/c/mid.bin', 'a/b/empty', 'a/small.txt', 'big.bin', 'copy.bin', 'link'])
-    expect(rows.find((r) => r.path === 'big.bin')!.content_hash).toBe(sha(big))
+    // The content hash is SHA-256 over the chunk digests (docs/files.md), recomputable in SQL from the index.
+    const bigHash = rows.find((r) => r.path === 'big.bin')!.content_hash!
+    const { h } = await pgdv.db.one<{ h: string }>(
+      `SELECT encode(sha256(convert_to(E'pgdv-content-v1\\n', 'UTF8') || string_agg(decode(chunk_hash, 'hex'), ''::bytea ORDER BY seq)), 'hex') AS h
+       FROM dv_files.content_chunks WHERE content_hash = $1`,
+      [bigHash],
+    )
+    expect(h).toBe(bigHash)
+    expect(bigHash).toBe(contentHashOf(chunkBuffer(big).chunks.map((c) => c.hash)))
     expect(session.stats.newBytes).toBeLessThan(big.length + 200_000)
     expect(session.stats.packs).toBeGreaterThanOrEqual(3)
 
@@ -94,6 +103,22 @@ describe('ingest and checkout of file rows', () => {
     const again = await ingest(src)
     expect(again.session.stats.newBytes).toBe(0)
     expect(again.session.stats.packs).toBe(0)
+  })
+
+  it('checks out a content stored under the old definition (hash = plain SHA-256 of the bytes), verified by hashing its bytes', async () => {
+    const src = path.join(work, 'legacy')
+    const data = randomBytes(300_000)
+    await tree(src, { 'old.bin': data })
+    const { rows, session } = await ingest(src)
+    const rec = session.contents.get(rows[0].content_hash!)!
+    await pgdv.db.tx((c) => writeContentRows(c, [{ ...rec, hash: sha(data) }], null))
+    const out = path.join(work, 'legacy-out')
+    await checkoutRows([{ ...rows[0], content_hash: sha(data) }], { db: pgdv.db, store, out })
+    expect(sha(await fs.readFile(path.join(out, 'old.bin')))).toBe(sha(data))
+    // Same chunks under a hash that matches neither definition: refused as corrupt.
+    const wrong = 'ab'.repeat(32)
+    await pgdv.db.tx((c) => writeContentRows(c, [{ ...rec, hash: wrong }], null))
+    await expect(checkoutRows([{ ...rows[0], content_hash: wrong }], { db: pgdv.db, store, out: path.join(work, 'legacy-bad') })).rejects.toThrow(/old\.bin is corrupt/)
   })
 
   it('refuses a non-empty checkout folder unless forced', async () => {
@@ -212,6 +237,38 @@ describe('walk: what add accepts', () => {
     await fs.mkdir(path.join(src, 'locked.bin')) // now a folder: EISDIR on read
     await expect(session.addFile(entries[0])).rejects.toThrow(/cannot read .*locked\.bin \(EISDIR\)/)
     await session.abort()
+  })
+
+  it('addFiles reads small files in worker batches: same contents as addFile, a file changed since the walk is re-read, an unreadable one is named', async () => {
+    const src = path.join(work, 'batch')
+    const files: Record<string, string | Buffer> = { 'empty': '', 'grows.txt': 'short' }
+    for (let i = 0; i < 600; i++) files[`d${i % 7}/f${i}.bin`] = randomBytes(1 + ((i * 97) % 9000))
+    await tree(src, files)
+    const { entries } = await walk([src])
+    // Changed after the walk: bigger than the small-file limit now.
+    await fs.writeFile(path.join(src, 'grows.txt'), randomBytes(200_000))
+    const session = await IngestSession.start({ db: pgdv.db, store, tempDir: path.join(work, 'tmp'), purpose: 'add' })
+    const got = new Map<string, ContentRecord>()
+    await session.addFiles(entries, (e, rec) => got.set(e.path!, rec))
+    await session.finish()
+    await pgdv.db.tx((c) => session.writeContents(c, null))
+    await session.end('committed')
+    expect(got.size).toBe(entries.length)
+    for (const e of entries) {
+      const data = await fs.readFile(e.abs)
+      const { chunks, summary } = chunkBuffer(data)
+      expect(got.get(e.path)!, e.path).toMatchObject({ hash: summary.hash, size: data.length, chunks: chunks.map((c) => c.hash) })
+    }
+    expect(got.get('empty')!.hash).toBe(EMPTY_CONTENT_HASH)
+    // Every content reached the index with its chunk list (most of them written while reading).
+    const { n } = await pgdv.db.one<{ n: string }>('SELECT count(*) AS n FROM dv_files.contents WHERE hash = ANY($1::text[])', [[...new Set([...got.values()].map((r) => r.hash))]])
+    expect(Number(n)).toBe(new Set([...got.values()].map((r) => r.hash)).size)
+
+    const bad = await IngestSession.start({ db: pgdv.db, store, tempDir: path.join(work, 'tmp'), purpose: 'add' })
+    await fs.rm(path.join(src, 'd3/f3.bin'))
+    await fs.mkdir(path.join(src, 'd3/f3.bin')) // a folder now: EISDIR on read
+    await expect(bad.addFiles(entries, () => undefined)).rejects.toThrow(/cannot read .*f3\.bin \(EISDIR\)/)
+    await bad.abort()
   })
 
   it('a file that keeps changing while read fails naming it', async () => {

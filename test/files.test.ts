@@ -9,6 +9,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Pgdv } from '../src/api/client.js'
 import { addFiles, checkoutFiles, storageStats } from '../src/api/files.js'
+import { chunkBuffer, contentHashOf } from '../src/chunking/index.js'
 import { cli } from './helpers/cli.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
 
@@ -203,20 +204,27 @@ describe('bad inputs', () => {
 })
 
 describe('blobs', () => {
-  it('blob put prints the SHA-256; blob get writes it back verified; unknown hashes are clear errors', async () => {
+  it('blob put prints the content hash (JSON: also the plain SHA-256); blob get writes it back verified; unknown hashes are clear errors', async () => {
     const data = randomBytes(700_000)
     const file = path.join(work, 'weights.bin')
     await fs.writeFile(file, data)
     const put = await cli(['blob', 'put', file], conn())
     expect(put.exitCode, put.stderr).toBe(0)
-    expect(put.stdout.trim()).toBe(sha(data))
+    const hash = put.stdout.trim()
+    expect(hash).toBe(contentHashOf(chunkBuffer(data).chunks.map((c) => c.hash)))
+    const json = await cli<{ hash: string; sha256: string; size: number }>(['blob', 'put', file, '--json'], conn())
+    expect(json.json).toMatchObject({ hash, sha256: sha(data), size: data.length })
+    // A one-chunk blob too: its plain SHA-256 comes from its only chunk.
+    await fs.writeFile(path.join(work, 'tiny.bin'), 'tiny')
+    const tiny = await cli<{ hash: string; sha256: string }>(['blob', 'put', path.join(work, 'tiny.bin'), '--json'], conn())
+    expect(tiny.json).toMatchObject({ hash: contentHashOf([sha(Buffer.from('tiny'))]), sha256: sha(Buffer.from('tiny')) })
     const out = path.join(work, 'weights.out')
-    expect((await cli(['blob', 'get', sha(data), '--out', out], conn())).exitCode).toBe(0)
+    expect((await cli(['blob', 'get', hash, '--out', out], conn())).exitCode).toBe(0)
     expect(sha(await fs.readFile(out))).toBe(sha(data))
     const unknown = await cli(['blob', 'get', 'a'.repeat(64), '--out', path.join(work, 'u')], conn())
     expect(unknown.exitCode).toBe(1)
-    expect(unknown.stderr).toMatch(/no blob or file with SHA-256 a{64} is stored/)
+    expect(unknown.stderr).toMatch(/no blob or file with content hash a{64} is stored/)
     const bad = await cli(['blob', 'get', 'xyz', '--out', path.join(work, 'u')], conn())
-    expect(bad.stderr).toMatch(/"xyz" is not a SHA-256/)
+    expect(bad.stderr).toMatch(/"xyz" is not a content hash/)
   })
 })

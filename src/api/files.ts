@@ -44,8 +44,6 @@ export interface AddFilesInput extends FilesContext {
   chunker?: ChunkerOptions
   workers?: number
   packTargetSize?: number
-  /** Files read at once (default 32; large files are also bounded by the workers). */
-  concurrency?: number
   onWarning?: (line: string) => void
 }
 
@@ -68,12 +66,12 @@ export interface AddFilesResult {
   warnings: string[]
 }
 
-interface DatasetRow {
+export interface DatasetRow {
   id: string
   kind: string
 }
 
-async function filesDataset(pgdv: Pgdv, name: string): Promise<DatasetRow> {
+export async function filesDataset(pgdv: Pgdv, name: string): Promise<DatasetRow> {
   const rows = await pgdv.db.query<DatasetRow>('SELECT id, kind FROM dv.datasets WHERE name = $1::text', [name])
   if (rows.length === 0) {
     throw new PgdvError(`dataset "${name}" does not exist`, { kind: 'not_found', hint: `Create it with \`pgdv dataset create ${name} --files\`` })
@@ -84,30 +82,12 @@ async function filesDataset(pgdv: Pgdv, name: string): Promise<DatasetRow> {
   return rows[0]
 }
 
-function storeOf(pgdv: Pgdv, ctx: FilesContext): { store: ObjectStore; owned: boolean } {
+export function storeOf(pgdv: Pgdv, ctx: FilesContext): { store: ObjectStore; owned: boolean } {
   if (ctx.store) return { store: ctx.store, owned: false }
   return { store: openHomeStore(pgdv.home, pgdv.config), owned: true }
 }
 
 const tempDir = (pgdv: Pgdv): string => path.join(pgdv.home, 'tmp')
-
-/** Runs fn with n at once over items, stopping at the first failure. */
-async function eachLimit<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let i = 0
-  let failed: unknown
-  const run = async (): Promise<void> => {
-    while (failed === undefined && i < items.length) {
-      const item = items[i++]
-      try {
-        await fn(item)
-      } catch (e) {
-        failed ??= e
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, run))
-  if (failed !== undefined) throw failed
-}
 
 /**
  * `pgdv add`: chunks and stores the files, then commits a version of them. Killed
@@ -137,10 +117,11 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
     })
     const s = session
     const hashes = new Map<string, string>()
-    await eachLimit(files, input.concurrency ?? 32, async (e) => {
-      hashes.set(e.path, (await s.addFile(e)).hash)
-    })
+    const lap = timer()
+    await s.addFiles(files, (e, rec) => hashes.set(e.path!, rec.hash))
+    lap('read and chunk')
     const stats = await s.finish()
+    lap('last packs')
     bar.stop()
     const version = await commitVersion(pgdv, ds, entries, hashes, s, input)
     await s.end('committed')
@@ -230,7 +211,7 @@ async function recordSummary(c: pg.ClientBase, dataset: string, datasetId: strin
 }
 
 /** Streams the file rows of a version, ordered by path, through COPY (never all in memory). */
-async function* versionRows(pgdv: Pgdv, dataset: string, ref: string, where?: { path: string }): AsyncGenerator<FileRow> {
+export async function* versionRows(pgdv: Pgdv, dataset: string, ref: string, where?: { path: string }): AsyncGenerator<FileRow> {
   // An empty version (the root of a new dataset has no columns at all) holds no files.
   const { n } = await pgdv.db.one<{ n: string }>('SELECT row_count AS n FROM dv.versions WHERE id = dv.resolve_ref(p_dataset => $1::text, p_ref => $2::text)', [dataset, ref])
   if (Number(n) === 0) return
@@ -340,12 +321,15 @@ export interface PutBlobInput extends FilesContext {
 }
 
 export interface BlobResult {
+  /** Content hash (SHA-256 over the chunk digests, see src/chunking/content-hash.ts): what getBlob takes. */
+  hash: string
+  /** Plain SHA-256 of the bytes (what `sha256sum` prints), for model registries that record it. */
   sha256: string
   size: number
   new_bytes: number
 }
 
-/** Stores any file content-addressed (chunks in packs, deduplicated) and returns its SHA-256. */
+/** Stores any file content-addressed (chunks in packs, deduplicated) and returns its content hash and SHA-256. */
 export async function putBlob(pgdv: Pgdv, input: PutBlobInput): Promise<BlobResult> {
   const abs = path.resolve(input.file)
   let st
@@ -359,7 +343,7 @@ export async function putBlob(pgdv: Pgdv, input: PutBlobInput): Promise<BlobResu
   let session: IngestSession | undefined
   try {
     session = await IngestSession.start({ db: pgdv.db, store, tempDir: tempDir(pgdv), purpose: 'blob', chunker: input.chunker })
-    const rec = await session.addFile({ abs, size: st.size, mtimeMs: st.mtimeMs })
+    const rec = await session.addFile({ abs, size: st.size, mtimeMs: st.mtimeMs }, { plainSha256: true })
     const stats: IngestStats = await session.finish()
     const s = session
     await pgdv.db.tx(async (c) => {
@@ -367,7 +351,7 @@ export async function putBlob(pgdv: Pgdv, input: PutBlobInput): Promise<BlobResu
       await c.query('INSERT INTO dv_files.blobs (content_hash) VALUES ($1::text) ON CONFLICT DO NOTHING', [rec.hash])
     })
     await session.end('committed')
-    return { sha256: rec.hash, size: rec.size, new_bytes: stats.newBytes }
+    return { hash: rec.hash, sha256: rec.sha256!, size: rec.size, new_bytes: stats.newBytes }
   } catch (e) {
     await session?.abort()
     // A failed upload can surface from any file's chunk batch, not only from finish(): the same line either way.
@@ -384,12 +368,17 @@ export interface GetBlobInput extends FilesContext {
 }
 
 /** Writes a stored content (a blob, or any file's content hash) to a file, verified; refuses to overwrite unless force. */
-export async function getBlob(pgdv: Pgdv, input: GetBlobInput): Promise<{ sha256: string; size: number; out: string }> {
+export async function getBlob(pgdv: Pgdv, input: GetBlobInput): Promise<{ hash: string; size: number; out: string }> {
   const hash = input.hash.toLowerCase()
-  if (!/^[0-9a-f]{64}$/.test(hash)) throw new PgdvError(`"${input.hash}" is not a SHA-256`, { hint: 'Give the 64 hex digits `pgdv blob put` printed' })
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw new PgdvError(`"${input.hash}" is not a content hash`, { hint: 'Give the 64 hex digits `pgdv blob put` printed' })
   const sizes = await contentSizes(pgdv.db, [hash])
   const info = sizes.get(hash)
-  if (!info) throw new PgdvError(`no blob or file with SHA-256 ${hash} is stored`, { kind: 'not_found', hint: 'Check the hash, or store it with `pgdv blob put`' })
+  if (!info) {
+    throw new PgdvError(`no blob or file with content hash ${hash} is stored`, {
+      kind: 'not_found',
+      hint: 'Give the hash `pgdv blob put` printed (its content hash, not the file\'s sha256sum), or store it with `pgdv blob put`',
+    })
+  }
   const out = path.resolve(input.out)
   if (!input.force) {
     const exists = await stat(out).then(() => true, () => false)
@@ -401,7 +390,7 @@ export async function getBlob(pgdv: Pgdv, input: GetBlobInput): Promise<{ sha256
     const refs = (await chunkRefs(pgdv.db, [hash])).get(hash)!
     await streamContent(new PackReader(store), refs, hash, info.size, createWriteStream(tmp, { flags: 'w' }), `blob ${hash}`)
     await rename(tmp, out)
-    return { sha256: hash, size: info.size, out }
+    return { hash, size: info.size, out }
   } catch (e) {
     await unlink(tmp).catch(() => undefined)
     const code = (e as NodeJS.ErrnoException).code

@@ -1,5 +1,5 @@
 // `pgdv gc`: garbage collection of file chunks and packs (src/files/gc.ts holds the
-// procedure, sql/migrations/008-files-gc.sql the mark and sweep).
+// procedure, sql/migrations/007-files-gc.sql the mark and sweep).
 
 import path from 'node:path'
 import { collectGarbage, type GcResult } from '../files/gc.js'

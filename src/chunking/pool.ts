@@ -1,7 +1,7 @@
 /**
  * ChunkPool: chunks and hashes several files in parallel in worker threads.
  *
- * Chunking a file costs two SHA-256 passes plus the boundary scan, all on one core;
+ * Chunking a file costs one SHA-256 pass plus the boundary scan, all on one core;
  * an ingest of many files is CPU-bound there, and bench/results/chunking.md measured
  * 1.4–2× with 2 workers on this project's 2-core machines. The main thread only
  * receives finished chunks (views of the worker's read buffers, transferred, not
@@ -22,7 +22,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Chunk, ChunkerOptions, FileSummary } from './fastcdc.js';
-import type { FromWorker, ToWorker } from './worker.js';
+import type { FromWorker, SmallFileJob, SmallFileResult, ToWorker } from './worker.js';
 
 export interface ChunkPoolOptions {
   /** Worker threads (default: available cores, at most 4). */
@@ -43,10 +43,28 @@ export class ChunkFileError extends Error {
   }
 }
 
-interface Job {
+interface FileJob {
+  kind: 'file';
   id: number;
   path: string;
   file: PooledFile;
+  plainSha256: boolean;
+}
+
+interface SmallJob {
+  kind: 'small';
+  id: number;
+  files: SmallFileJob[];
+  resolve: (r: SmallBatchResult) => void;
+  reject: (e: Error) => void;
+}
+
+type Job = FileJob | SmallJob;
+
+/** A small-file batch read by a worker: each file's bytes are buffer[start, start + length). */
+export interface SmallBatchResult {
+  buffer: ArrayBuffer;
+  files: SmallFileResult[];
 }
 
 interface Slot {
@@ -70,14 +88,29 @@ export class ChunkPool {
     for (let i = 0; i < n; i++) this.slots.push(this.spawn());
   }
 
-  /** Starts chunking a file; iterate the result for its chunks, then call result(). */
-  chunkFile(path: string): PooledFile {
+  /**
+   * Starts chunking a file; iterate the result for its chunks, then call result().
+   * plainSha256 also computes the file's plain SHA-256 (a second pass; blobs only).
+   */
+  chunkFile(path: string, options: { plainSha256?: boolean } = {}): PooledFile {
     if (this.closed) throw new Error('ChunkPool.chunkFile called after close: create a new pool');
     const id = this.nextId++;
     const file = new PooledFile(path, (n) => this.credit(id, n));
-    this.queue.push({ id, path, file });
+    this.queue.push({ kind: 'file', id, path, file, plainSha256: options.plainSha256 ?? false });
     this.dispatch();
     return file;
+  }
+
+  /**
+   * Reads and hashes a batch of files expected to be one chunk each (at most the
+   * chunker's minSize), in one round trip to a worker.
+   */
+  readSmall(files: SmallFileJob[]): Promise<SmallBatchResult> {
+    if (this.closed) return Promise.reject(new Error('ChunkPool.readSmall called after close: create a new pool'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ kind: 'small', id: this.nextId++, files, resolve, reject });
+      this.dispatch();
+    });
   }
 
   async close(): Promise<void> {
@@ -91,19 +124,32 @@ export class ChunkPool {
     slot.worker.on('message', (m: FromWorker) => {
       const job = slot.job;
       if (!job || job.id !== m.id) return;
+      if (job.kind === 'small') {
+        slot.job = undefined;
+        if (m.type === 'small') {
+          job.resolve({ buffer: m.buffer, files: m.files });
+        } else {
+          job.reject(new Error(`reading small files failed: ${m.type === 'error' ? m.message : m.type}`));
+        }
+        this.dispatch();
+        return;
+      }
+      if (m.type === 'small') return;
       if (m.type === 'chunks') {
         // Views of one transferred region: no copy (a kept chunk keeps its region alive).
         for (const c of m.chunks) job.file.deliver({ offset: c.offset, length: c.length, hash: c.hash, data: Buffer.from(m.buffer, c.start, c.length) });
         return;
       }
       slot.job = undefined;
-      if (m.type === 'done') job.file.end({ size: m.size, sha256: m.sha256, chunkCount: m.chunkCount });
+      if (m.type === 'done') job.file.end({ size: m.size, hash: m.hash, chunkCount: m.chunkCount, ...(m.sha256 ? { sha256: m.sha256 } : {}) });
       else job.file.fail(new ChunkFileError(`chunking ${job.path} failed: ${m.message}`, job.path, m.code));
       this.dispatch();
     });
     slot.worker.on('error', (e) => {
-      // A crashed worker fails its file and is replaced, so one bad file cannot stall the pool.
-      slot.job?.file.fail(new ChunkFileError(`chunking ${slot.job.path} failed: worker crashed: ${e.message}`, slot.job.path));
+      // A crashed worker fails its job and is replaced, so one bad file cannot stall the pool.
+      const job = slot.job;
+      if (job?.kind === 'file') job.file.fail(new ChunkFileError(`chunking ${job.path} failed: worker crashed: ${e.message}`, job.path));
+      else job?.reject(new Error(`reading small files failed: worker crashed: ${e.message}`));
       slot.job = undefined;
       const i = this.slots.indexOf(slot);
       if (i >= 0 && !this.closed) {
@@ -119,7 +165,10 @@ export class ChunkPool {
       if (slot.job || this.queue.length === 0) continue;
       const job = this.queue.shift()!;
       slot.job = job;
-      const msg: ToWorker = { type: 'job', id: job.id, path: job.path, options: this.chunkerOptions, window: this.window };
+      const msg: ToWorker =
+        job.kind === 'small'
+          ? { type: 'small', id: job.id, files: job.files }
+          : { type: 'job', id: job.id, path: job.path, options: this.chunkerOptions, window: this.window, plainSha256: job.plainSha256 };
       slot.worker.postMessage(msg);
     }
   }
@@ -194,7 +243,7 @@ export class PooledFile implements AsyncIterable<Chunk> {
     }
   }
 
-  /** Size and SHA-256 of the whole file, once its chunks have all been read. */
+  /** Size and content hash of the whole file, once its chunks have all been read. */
   result(): FileSummary {
     if (!this.summary) throw new Error(`result() of ${this.path} called before its chunks were all read`);
     return this.summary;

@@ -2,14 +2,15 @@
  * Checkout: writes file rows (path, size, content_hash, mode, link_target) back to a
  * folder. Chunk locations come from PostgreSQL in batches of files; chunks are
  * fetched with ranged reads (PackReader merges adjacent ones), several files at
- * once, each chunk verified against its SHA-256 and each file against its own.
+ * once, each chunk verified against its SHA-256 and each file against its content
+ * hash (made from the chunk digests: no second pass over the bytes).
  */
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, readdir, rm, symlink, unlink } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { mkdir, open, readdir, rm, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { contentHashOf } from '../chunking/content-hash.js';
 import type { Db } from '../db/db.js';
 import { PgdvError } from '../lib/errors.js';
 import { ChunkReadError, PackReader, type ChunkRef } from '../packs/index.js';
@@ -72,31 +73,104 @@ export async function contentSizes(db: Db, hashes: string[]): Promise<Map<string
 }
 
 /**
- * Streams one content into `dest`, verifying every chunk and the whole file's
- * SHA-256; `name` is what errors call the file.
+ * How a content is verified. Its hash is normally made from its chunk list
+ * (content-hash.ts): then the chunk list from the index is checked against it before
+ * any byte is read, and each chunk against its own SHA-256 as it arrives (PackReader),
+ * which verifies the file with one hash of each byte. A content stored before that
+ * definition (hash = plain SHA-256 of the bytes) is hashed as it streams instead.
+ */
+function verifier(refs: ChunkRef[], hash: string, size: number, name: string): { plain?: Hash } {
+  if (contentHashOf(refs.map((r) => r.hash)) !== hash) return { plain: createHash('sha256') };
+  const total = refs.reduce((a, r) => a + r.length, 0);
+  if (total !== size) {
+    throw new PgdvError(`${name} is corrupt: its chunks give ${total} bytes, expected ${size}`, { kind: 'integrity', hint: 'Run `pgdv doctor` and re-add the file' });
+  }
+  return {};
+}
+
+/**
+ * Streams one content into `dest`, verifying every chunk and the whole file (see
+ * verifier); `name` is what errors call the file.
  */
 export async function streamContent(reader: PackReader, refs: ChunkRef[], hash: string, size: number, dest: Writable, name: string): Promise<void> {
-  const fileHash = createHash('sha256');
+  const { plain } = verifier(refs, hash, size, name);
   let written = 0;
   async function* bytes(): AsyncGenerator<Buffer> {
     try {
       for await (const { data } of reader.readChunks(refs)) {
-        fileHash.update(data);
+        plain?.update(data);
         written += data.length;
         yield data;
       }
     } catch (e) {
       throw readError(e, name);
     }
-    const got = fileHash.digest('hex');
+    const got = plain?.digest('hex') ?? hash;
     if (written !== size || got !== hash) {
-      throw new PgdvError(`${name} is corrupt: its chunks give ${written} bytes with SHA-256 ${got}, expected ${size} bytes with ${hash}`, {
+      throw new PgdvError(`${name} is corrupt: its chunks give ${written} bytes with hash ${got}, expected ${size} bytes with ${hash}`, {
         kind: 'integrity',
         hint: 'Run `pgdv doctor` and re-add the file',
       });
     }
   }
   await pipeline(Readable.from(bytes()), dest);
+}
+
+/**
+ * Writes one content into an open file, verified as streamContent does: each group
+ * of chunks is one read from the store (the filesystem store reads a whole run of
+ * adjacent chunks with one call into `scratch`) and one writev, with no stream and
+ * no copy per chunk in between.
+ */
+export async function writeContent(
+  reader: PackReader,
+  refs: ChunkRef[],
+  hash: string,
+  size: number,
+  fh: FileHandle,
+  name: string,
+  scratch: { buf?: Buffer } = {},
+): Promise<void> {
+  const { plain } = verifier(refs, hash, size, name);
+  let written = 0;
+  try {
+    for await (const group of reader.readGroups(refs, { scratch })) {
+      for (const b of group) {
+        plain?.update(b);
+        written += b.length;
+      }
+      await writevAll(fh, group);
+    }
+  } catch (e) {
+    throw readError(e, name);
+  }
+  const got = plain?.digest('hex') ?? hash;
+  if (written !== size || got !== hash) {
+    throw new PgdvError(`${name} is corrupt: its chunks give ${written} bytes with hash ${got}, expected ${size} bytes with ${hash}`, {
+      kind: 'integrity',
+      hint: 'Run `pgdv doctor` and re-add the file',
+    });
+  }
+}
+
+/** writev of every buffer, however many and however the kernel splits the writes. */
+async function writevAll(fh: FileHandle, bufs: Buffer[]): Promise<void> {
+  for (let i = 0; i < bufs.length; ) {
+    // At most 1024 buffers per call (IOV_MAX on Linux).
+    const part = bufs.slice(i, i + 1024);
+    i += part.length;
+    let done = (await fh.writev(part)).bytesWritten;
+    // A short write: the rest one buffer at a time.
+    for (const b of part) {
+      if (done >= b.length) {
+        done -= b.length;
+        continue;
+      }
+      let off = done;
+      done = 0;
+      while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+    }
+  }
 }
 
 function readError(e: unknown, name: string): unknown {
@@ -157,6 +231,8 @@ export async function checkoutRows(rows: AsyncIterable<FileRow> | Iterable<FileR
   const reader = new PackReader(opts.store);
   const stats: CheckoutStats = { files: 0, bytes: 0, links: 0 };
   const concurrency = opts.concurrency ?? 4;
+  // One read buffer per concurrent file, reused from file to file.
+  const scratches = Array.from({ length: concurrency }, () => ({}) as { buf?: Buffer });
   const made = new Set<string>();
   const ensureDir = async (dir: string): Promise<void> => {
     if (made.has(dir)) return;
@@ -165,7 +241,7 @@ export async function checkoutRows(rows: AsyncIterable<FileRow> | Iterable<FileR
   };
   const label = opts.label ? ` of ${opts.label}` : '';
 
-  const writeOne = async (row: FileRow, refs: ChunkRef[]): Promise<void> => {
+  const writeOne = async (row: FileRow, refs: ChunkRef[], scratch: { buf?: Buffer }): Promise<void> => {
     const file = target(out, row.path);
     try {
       await ensureDir(path.dirname(file));
@@ -176,15 +252,17 @@ export async function checkoutRows(rows: AsyncIterable<FileRow> | Iterable<FileR
         return;
       }
       if (opts.force) await rm(file, { force: true, recursive: true }).catch(() => undefined);
-      const dest = createWriteStream(file, { flags: 'wx', mode: (row.mode ?? 0o644) & 0o777 });
+      const fh = await open(file, 'wx', (row.mode ?? 0o644) & 0o777);
       try {
-        await streamContent(reader, refs, row.content_hash!, Number(row.size), dest, `${row.path}${label}`);
+        await writeContent(reader, refs, row.content_hash!, Number(row.size), fh, `${row.path}${label}`, scratch);
+        // open's mode went through the umask; set the recorded bits exactly.
+        if (row.mode !== null) await fh.chmod(row.mode & 0o7777);
       } catch (e) {
-        dest.destroy();
+        await fh.close().catch(() => undefined);
         await unlink(file).catch(() => undefined);
         throw e;
       }
-      if (row.mode !== null) await chmod(file, row.mode & 0o7777);
+      await fh.close();
     } catch (e) {
       throw diskError(e, file);
     }
@@ -208,10 +286,10 @@ export async function checkoutRows(rows: AsyncIterable<FileRow> | Iterable<FileR
       }
     }
     let i = 0;
-    const workers = Array.from({ length: Math.min(concurrency, rowsNow.length) }, async () => {
+    const workers = Array.from({ length: Math.min(concurrency, rowsNow.length) }, async (_, w) => {
       while (i < rowsNow.length) {
         const row = rowsNow[i++]!;
-        await writeOne(row, refs.get(row.content_hash ?? '') ?? []);
+        await writeOne(row, refs.get(row.content_hash ?? '') ?? [], scratches[w]!);
       }
     });
     const results = await Promise.allSettled(workers);

@@ -11,7 +11,8 @@ export type CopyValue = string | number | bigint | null | undefined;
 
 function escape(v: CopyValue): string {
   if (v === null || v === undefined) return '\\N';
-  const s = typeof v === 'string' ? v : String(v);
+  if (typeof v !== 'string') return String(v);
+  const s = v;
   // Only backslash and the three separators need escaping in COPY's text format.
   return /[\\\t\n\r]/.test(s) ? s.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r') : s;
 }

@@ -1,6 +1,6 @@
 /**
  * Garbage collection of chunks and packs: mark-and-sweep in SQL (dv.gc_plan,
- * dv.gc_sweep in sql/migrations/008-files-gc.sql), object deletes here. The order
+ * dv.gc_sweep in sql/migrations/007-files-gc.sql), object deletes here. The order
  * is what keeps it safe:
  *
  *   files lock, exclusive (no ingest is running; new ones wait)

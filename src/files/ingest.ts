@@ -11,11 +11,19 @@
  * the rest, and registers packs an earlier run uploaded but never registered (from
  * the pack's own footer). Chunks are never looked up in the object store.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { open, stat } from 'node:fs/promises';
 import type pg from 'pg';
-import { ChunkFileError, ChunkPool, DEFAULT_CHUNKER_OPTIONS, type ChunkerOptions } from '../chunking/index.js';
+import {
+  ChunkFileError,
+  ChunkPool,
+  ContentHasher,
+  DEFAULT_CHUNKER_OPTIONS,
+  EMPTY_CONTENT_HASH,
+  type ChunkerOptions,
+  type SmallBatchResult,
+} from '../chunking/index.js';
 import type { Db } from '../db/db.js';
 import { PgdvError, toPgdvError } from '../lib/errors.js';
 import { PackWriter, packKey, readPackIndex, type SealedPack } from '../packs/index.js';
@@ -26,7 +34,6 @@ import { removeStaleTempPacks } from '../packs/temp.js';
 import { storeError } from './store.js';
 import type { WalkEntry } from './walk.js';
 
-export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 export interface IngestOptions {
   db: Db;
@@ -65,10 +72,16 @@ export interface IngestStats {
 }
 
 export interface ContentRecord {
+  /** Content hash: SHA-256 over the chunk digests (src/chunking/content-hash.ts). */
   hash: string;
   size: number;
   chunks: string[];
+  /** Plain SHA-256 of the bytes, when asked for (blobs). */
+  sha256?: string;
 }
+
+/** What ingest needs of a walked file. */
+export type FileEntry = Pick<WalkEntry, 'abs' | 'size' | 'mtimeMs'> & { path?: string };
 
 interface Pending {
   hash: string;
@@ -80,6 +93,24 @@ export class IngestSession {
   readonly stats: IngestStats = { files: 0, bytes: 0, newBytes: 0, newChunks: 0, chunks: 0, packs: 0, recoveredPacks: 0 };
   /** Contents seen by this ingest, by file hash. */
   readonly contents = new Map<string, ContentRecord>();
+  /**
+   * Chunks known to be in dv_files.chunks: found stored by dv.missing_chunks, or in a
+   * pack this ingest registered. A content whose chunks are all known is written
+   * (contents + content_chunks) in the background while files are still being read,
+   * in its own transaction, instead of in the version's transaction at the end: on
+   * 100,000 small files that is seconds of foreign-key checks taken off the commit.
+   * Such a content row is harmless if the ingest dies: no version and no
+   * dataset_contents row names it, so it is garbage for gc (and a rerun reuses it).
+   */
+  private readonly registered = new Set<string>();
+  /** Contents waiting for chunks to be registered: chunk → the contents waiting for it, and how many chunks each still waits for. */
+  private readonly waitingOn = new Map<string, ContentRecord[]>();
+  private readonly waitCount = new Map<ContentRecord, number>();
+  private ready: ContentRecord[] = [];
+  /** Content hashes the background writer has stored. */
+  private readonly written = new Set<string>();
+  private contentWrites: Promise<void> = Promise.resolve();
+  private contentError: unknown;
   private readonly writer: PackWriter;
   private pool?: ChunkPool;
   private batch: Pending[] = [];
@@ -187,6 +218,54 @@ export class IngestSession {
     await this.register(p, p.entries.reduce((a, e) => a + e.length, 0));
     await this.opts.db.query(`UPDATE dv_files.session_packs SET state = 'registered' WHERE session_id = $1::bigint AND pack_id = $2::text`, [this.sessionId, p.packId]);
     this.stats.packs++;
+    for (const e of p.entries) this.markRegistered(e.hash);
+    this.sweepContents(false);
+  }
+
+  private markRegistered(hash: string): void {
+    if (this.registered.has(hash)) return;
+    this.registered.add(hash);
+    const list = this.waitingOn.get(hash);
+    if (!list) return;
+    this.waitingOn.delete(hash);
+    for (const c of list) {
+      const n = this.waitCount.get(c)! - 1;
+      if (n > 0) this.waitCount.set(c, n);
+      else {
+        this.waitCount.delete(c);
+        this.ready.push(c);
+      }
+    }
+  }
+
+  /** A content new to this ingest: ready once its chunks are registered. */
+  private waitFor(rec: ContentRecord): void {
+    let n = 0;
+    for (const h of rec.chunks.length === 1 ? rec.chunks : new Set(rec.chunks)) {
+      if (this.registered.has(h)) continue;
+      const list = this.waitingOn.get(h);
+      if (list) list.push(rec);
+      else this.waitingOn.set(h, [rec]);
+      n++;
+    }
+    if (n === 0) this.ready.push(rec);
+    else this.waitCount.set(rec, n);
+  }
+
+  /** Writes the ready contents in the background once enough are (or all, at the end). */
+  private sweepContents(all: boolean): void {
+    if (this.ready.length === 0 || (!all && this.ready.length < 4096)) return;
+    const batch = this.ready;
+    this.ready = [];
+    this.contentWrites = this.contentWrites.then(async () => {
+      if (this.contentError !== undefined) return;
+      try {
+        await this.opts.db.tx((c) => writeContentRows(c, batch, null));
+        for (const r of batch) this.written.add(r.hash);
+      } catch (e) {
+        this.contentError ??= e;
+      }
+    });
   }
 
   /**
@@ -217,21 +296,22 @@ export class IngestSession {
     return (this.pool ??= new ChunkPool({ workers: this.opts.workers, chunker: this.opts.chunker, window: 128 }));
   }
 
-  /** Queues a chunk; when the batch is full, asks PostgreSQL which are new and packs those. */
-  private async addChunk(hash: string, data: Buffer): Promise<void> {
+  /**
+   * Queues a chunk; when the batch is full, asks PostgreSQL which are new and packs
+   * those, and returns a promise to wait for (undefined otherwise: no promise per chunk).
+   */
+  private addChunk(hash: string, data: Buffer): Promise<void> | undefined {
     this.stats.chunks++;
     this.batch.push({ hash, data });
     this.batchSize += data.length;
-    if (this.batch.length >= this.batchChunks || this.batchSize >= this.batchBytes) {
-      // Double buffering: the full batch is looked up and packed in the background
-      // while the next one fills; wait only for the batch before it (so at most two
-      // batches are held, and a failure still stops the reader at the next batch).
-      const previous = this.flushing;
-      const run = this.flush();
-      run.catch(() => undefined); // surfaced by finish() or the next full batch
-      await previous;
-      await this.failedFlush;
-    }
+    if (this.batch.length < this.batchChunks && this.batchSize < this.batchBytes) return undefined;
+    // Double buffering: the full batch is looked up and packed in the background
+    // while the next one fills; wait only for the batch before it (so at most two
+    // batches are held, and a failure still stops the reader at the next batch).
+    const previous = this.flushing;
+    const run = this.flush();
+    run.catch(() => undefined); // surfaced by finish() or the next full batch
+    return previous.then(() => this.failedFlush);
   }
 
   /** Rejects once any background flush has failed. */
@@ -250,13 +330,15 @@ export class IngestSession {
       const missing = new Set(
         (await this.opts.db.query<{ h: string }>('SELECT h FROM dv.missing_chunks(p_hashes => $1::text[]) AS h', [unique])).map((r) => r.h),
       );
+      const fresh: Pending[] = [];
       for (const b of batch) {
-        if (!missing.has(b.hash)) continue;
-        if (await this.writer.add(b.hash, b.data)) {
-          this.stats.newBytes += b.data.length;
-          this.stats.newChunks++;
-        }
+        if (missing.has(b.hash)) fresh.push(b);
+        else this.markRegistered(b.hash);
       }
+      const stored = await this.writer.addMany(fresh);
+      this.stats.newBytes += stored.bytes;
+      this.stats.newChunks += stored.chunks;
+      this.sweepContents(false);
     });
     this.flushing = run.catch((e: unknown) => {
       this.flushError ??= e;
@@ -264,11 +346,102 @@ export class IngestSession {
     return run;
   }
 
+  /**
+   * Adds many files; `onFile` gets each file's content as it is done, in no
+   * particular order. Files of at most minSize bytes (one chunk) are read and hashed
+   * by the workers in batches, one round trip per batch; larger ones are chunked by
+   * the workers, as many at once as there are workers. Stops at the first failure.
+   */
+  async addFiles(entries: FileEntry[], onFile: (entry: FileEntry, rec: ContentRecord) => void): Promise<void> {
+    const small: FileEntry[] = [];
+    const large: FileEntry[] = [];
+    for (const e of entries) (e.size <= this.smallFile ? small : large).push(e);
+    let failed = false;
+    const guard = async (run: () => Promise<void>): Promise<void> => {
+      try {
+        await run();
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    };
+    const largeLoop = async (): Promise<void> => {
+      while (!failed && large.length) {
+        const e = large.shift()!;
+        onFile(e, await this.addFile(e));
+      }
+    };
+    const tasks = [guard(() => this.addSmallFiles(small, onFile, () => failed))];
+    for (let i = 0; i < (this.opts.workers ?? 2); i++) tasks.push(guard(largeLoop));
+    const results = await Promise.allSettled(tasks);
+    const rejected = results.find((r) => r.status === 'rejected');
+    if (rejected) throw (rejected as PromiseRejectedResult).reason;
+  }
+
+  private async addSmallFiles(files: FileEntry[], onFile: (entry: FileEntry, rec: ContentRecord) => void, stop: () => boolean): Promise<void> {
+    // Batches of up to 512 files / 4 MiB; a few in flight so that the workers never
+    // wait for the main thread, handled in order so memory stays bounded.
+    const batches: FileEntry[][] = [];
+    let cur: FileEntry[] = [];
+    let bytes = 0;
+    for (const f of files) {
+      if (cur.length >= 512 || bytes + f.size > 4 * 1024 * 1024) {
+        batches.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(f);
+      bytes += f.size;
+    }
+    if (cur.length) batches.push(cur);
+    const inFlight: Promise<SmallBatchResult>[] = [];
+    const ahead = 2 * (this.opts.workers ?? 2);
+    let next = 0;
+    const start = (): void => {
+      const batch = batches[next++]!;
+      const p = this.chunkPool().readSmall(batch.map((f) => ({ path: f.abs, size: f.size, mtimeMs: f.mtimeMs })));
+      p.catch(() => undefined); // awaited in order below
+      inFlight.push(p);
+    };
+    for (let b = 0; b < batches.length; b++) {
+      while (next < batches.length && inFlight.length < ahead) start();
+      const { buffer, files: results } = await inFlight.shift()!;
+      const batch = batches[b]!;
+      for (let i = 0; i < batch.length; i++) {
+        if (stop()) return;
+        const entry = batch[i]!;
+        const r = results[i]!;
+        if (r.ok) {
+          const rec: ContentRecord = { hash: r.content, size: r.length, chunks: r.length ? [r.chunk] : [], sha256: r.chunk };
+          const wait = r.length ? this.addChunk(r.chunk, Buffer.from(buffer, r.start, r.length)) : undefined;
+          if (wait) await wait;
+          this.recordFile(rec);
+          onFile(entry, rec);
+        } else if (r.changed) {
+          // Changed since the walk (or while read): the general path re-reads and checks it.
+          onFile(entry, await this.addFile(entry));
+        } else {
+          throw unreadable(entry.abs, Object.assign(new Error(r.message), { code: r.code }));
+        }
+      }
+    }
+  }
+
+  private recordFile(rec: ContentRecord): void {
+    this.stats.files++;
+    this.stats.bytes += rec.size;
+    if (!this.contents.has(rec.hash)) {
+      this.contents.set(rec.hash, rec);
+      this.waitFor(rec);
+    }
+    this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, newBytes: this.stats.newBytes });
+  }
+
   /** Chunks one regular file; retries once if it changed while being read. Returns its content. */
-  async addFile(entry: Pick<WalkEntry, 'abs' | 'size' | 'mtimeMs'> & { path?: string }): Promise<ContentRecord> {
+  async addFile(entry: FileEntry, options: { plainSha256?: boolean } = {}): Promise<ContentRecord> {
     let before = { size: entry.size, mtimeMs: entry.mtimeMs };
     for (let attempt = 1; ; attempt++) {
-      const rec = before.size <= this.smallFile ? await this.readSmall(entry.abs) : await this.readLarge(entry.abs);
+      const rec = before.size <= this.smallFile ? await this.readSmall(entry.abs) : await this.readLarge(entry.abs, options.plainSha256 ?? false);
       let after;
       try {
         after = await stat(entry.abs);
@@ -276,10 +449,7 @@ export class IngestSession {
         throw unreadable(entry.abs, e);
       }
       if (after.size === before.size && after.mtimeMs === before.mtimeMs && rec.size === before.size) {
-        this.stats.files++;
-        this.stats.bytes += rec.size;
-        if (!this.contents.has(rec.hash)) this.contents.set(rec.hash, rec);
-        this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, newBytes: this.stats.newBytes });
+        this.recordFile(rec);
         return rec;
       }
       if (attempt >= 2) {
@@ -304,22 +474,24 @@ export class IngestSession {
     } catch (e) {
       throw unreadable(abs, e);
     }
-    if (data.length === 0) return { hash: EMPTY_SHA256, size: 0, chunks: [] };
-    const hash = createHash('sha256').update(data).digest('hex');
-    await this.addChunk(hash, data);
-    return { hash, size: data.length, chunks: [hash] };
+    if (data.length === 0) return { hash: EMPTY_CONTENT_HASH, size: 0, chunks: [], sha256: EMPTY_SHA256 };
+    // One chunk: its SHA-256 is also the file's plain SHA-256.
+    const digest = oneShotHash('sha256', data, 'buffer') as unknown as Buffer;
+    const chunk = digest.toString('hex');
+    await this.addChunk(chunk, data);
+    return { hash: new ContentHasher().add(digest).digest(), size: data.length, chunks: [chunk], sha256: chunk };
   }
 
   private largeSlots = 0;
   private largeWaiters: (() => void)[] = [];
 
-  private async readLarge(abs: string): Promise<ContentRecord> {
+  private async readLarge(abs: string, plainSha256: boolean): Promise<ContentRecord> {
     // As many large files at once as there are workers: a file nobody reads holds its worker.
     const max = this.opts.workers ?? 2;
     while (this.largeSlots >= max) await new Promise<void>((r) => this.largeWaiters.push(r));
     this.largeSlots++;
     try {
-      const f = this.chunkPool().chunkFile(abs);
+      const f = this.chunkPool().chunkFile(abs, { plainSha256 });
       const chunks: string[] = [];
       try {
         for await (const c of f) {
@@ -331,7 +503,7 @@ export class IngestSession {
         throw e;
       }
       const sum = f.result();
-      return { hash: sum.sha256, size: sum.size, chunks: sum.size === 0 ? [] : chunks };
+      return { hash: sum.hash, size: sum.size, chunks: sum.size === 0 ? [] : chunks, sha256: sum.sha256 };
     } finally {
       this.largeSlots--;
       this.largeWaiters.shift()?.();
@@ -344,6 +516,10 @@ export class IngestSession {
       await this.flush();
       if (this.flushError !== undefined) throw this.flushError;
       await this.writer.finish();
+      // Every chunk is registered now: write the remaining contents (outside the version's transaction).
+      this.sweepContents(true);
+      await this.contentWrites;
+      if (this.contentError !== undefined) throw this.contentError;
     } catch (e) {
       throw wrapStore(e);
     } finally {
@@ -353,9 +529,13 @@ export class IngestSession {
     return this.stats;
   }
 
-  /** Writes the contents' rows (new ones only) on the given transaction. */
+  /**
+   * Writes, on the given transaction, the contents the background writer has not
+   * stored (new ones only), and links all of this ingest's contents to the dataset.
+   */
   async writeContents(c: pg.ClientBase, datasetId?: string | null): Promise<void> {
-    await writeContentRows(c, this.contents.values(), datasetId);
+    const rest = [...this.contents.values()].filter((r) => !this.written.has(r.hash));
+    await writeContentRows(c, rest, datasetId, this.written);
   }
 
   async end(state: 'committed' | 'failed'): Promise<void> {
@@ -365,6 +545,7 @@ export class IngestSession {
 
   async abort(): Promise<void> {
     await this.writer.abort().catch(() => undefined);
+    await this.contentWrites;
     await this.pool?.close();
     this.pool = undefined;
     await this.end('failed');
@@ -372,12 +553,18 @@ export class IngestSession {
 }
 
 /**
- * Inserts contents and their chunk lists that are not stored yet, and links them to
- * a dataset. Foreign keys to dv_files.chunks make a content whose chunk is not
- * registered impossible.
+ * Inserts contents and their chunk lists that are not stored yet, and links them (and
+ * the contents named by `alsoLink`, stored already) to a dataset. Foreign keys to
+ * dv_files.chunks make a content whose chunk is not registered impossible. Rows go in
+ * hash order, so two ingests writing overlapping contents lock them in the same order.
  */
-export async function writeContentRows(c: pg.ClientBase, contents: Iterable<ContentRecord>, datasetId?: string | null): Promise<void> {
-  const list = [...contents];
+export async function writeContentRows(
+  c: pg.ClientBase,
+  contents: Iterable<ContentRecord>,
+  datasetId?: string | null,
+  alsoLink: Iterable<string> = [],
+): Promise<void> {
+  const list = [...contents].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
   await c.query('CREATE TEMP TABLE IF NOT EXISTS pgdv_tmp_contents (hash text, size bigint, chunk_count int) ON COMMIT DELETE ROWS');
   await c.query('CREATE TEMP TABLE IF NOT EXISTS pgdv_tmp_content_chunks (content_hash text, seq int, chunk_hash text) ON COMMIT DELETE ROWS');
   await copyRows(c, 'pgdv_tmp_contents', list.map((r) => [r.hash, r.size, r.chunks.length]));
@@ -400,12 +587,21 @@ export async function writeContentRows(c: pg.ClientBase, contents: Iterable<Cont
     await copyRows(c, 'dv_files.content_chunks (content_hash, seq, chunk_hash)', lines());
   }
   if (datasetId) {
+    await copyRows(c, 'pgdv_tmp_contents (hash)', (function* () {
+      for (const h of alsoLink) yield [h];
+    })());
+    // In hash order: the foreign-key check of each row (the cost of this statement)
+    // then walks dv_files.contents' index in order; measured 1.6× faster than unordered.
     await c.query(
-      `INSERT INTO dv_files.dataset_contents (dataset_id, content_hash) SELECT DISTINCT $1::bigint, hash FROM pgdv_tmp_contents ON CONFLICT DO NOTHING`,
+      `INSERT INTO dv_files.dataset_contents (dataset_id, content_hash)
+       SELECT $1::bigint, hash FROM (SELECT DISTINCT hash FROM pgdv_tmp_contents) t ORDER BY hash
+       ON CONFLICT DO NOTHING`,
       [datasetId],
     );
   }
 }
+
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 function processAlive(pid: number | null): boolean {
   if (!pid) return false;

@@ -4,7 +4,7 @@
  * consecutive requests for adjacent ranges of the same pack are merged into one GET:
  * a 1 GiB file is a few dozen requests, not sixteen thousand.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { StoreError, type ObjectStore } from '../store/types.js';
 import { PACK_MAGIC, PACK_TRAILER_SIZE, packIdOf, packKey, type PackEntry } from './writer.js';
 import { readAll } from '../store/types.js';
@@ -80,6 +80,68 @@ export class PackReader {
       runEnd = ref.offset + ref.length;
     }
     if (run.length) yield* this.readRun(run);
+  }
+
+  /**
+   * Yields the verified chunks in the order given, a group at a time: views of one
+   * buffer, valid until the next group is asked for (write them first, e.g. with one
+   * writev). With a store that reads into buffers (readInto: the filesystem store),
+   * each group is one read of adjacent chunks of one pack, at most `groupBytes` long,
+   * into `scratch.buf` (allocated or grown as needed and left there for the caller's
+   * next file: no allocation per group); otherwise chunks come from readChunks,
+   * gathered up to `groupBytes`.
+   */
+  async *readGroups(refs: ChunkRef[], options: { groupBytes?: number; scratch?: { buf?: Buffer } } = {}): AsyncGenerator<Buffer[]> {
+    const limit = options.groupBytes ?? 8 * 1024 * 1024;
+    const readInto = this.store.readInto?.bind(this.store);
+    if (!readInto) {
+      let group: Buffer[] = [];
+      let bytes = 0;
+      for await (const { data } of this.readChunks(refs)) {
+        group.push(data);
+        bytes += data.length;
+        if (bytes >= limit) {
+          yield group;
+          group = [];
+          bytes = 0;
+        }
+      }
+      if (group.length) yield group;
+      return;
+    }
+    const scratch = options.scratch ?? {};
+    for (let i = 0; i < refs.length; ) {
+      // The longest run of back-to-back chunks of one pack from i that fits the limit (at least one chunk).
+      const first = refs[i]!;
+      let j = i + 1;
+      let end = first.offset + first.length;
+      while (j < refs.length) {
+        const r = refs[j]!;
+        if (r.packId !== first.packId || r.offset !== end || r.offset + r.length - first.offset > limit) break;
+        end = r.offset + r.length;
+        j++;
+      }
+      const span = end - first.offset;
+      if (!scratch.buf || scratch.buf.length < span) scratch.buf = Buffer.allocUnsafeSlow(Math.max(span, Math.min(limit, 1 << 20)));
+      const buf = scratch.buf.subarray(0, span);
+      let got;
+      try {
+        got = span === 0 ? 0 : await readInto(packKey(first.packId), first.offset, buf);
+      } catch (e) {
+        throw wrapStoreError(e, first);
+      }
+      const group: Buffer[] = [];
+      for (let k = i; k < j; k++) {
+        const ref = refs[k]!;
+        const at = ref.offset - first.offset;
+        if (at + ref.length > got) {
+          throw new ChunkReadError('corrupt', `chunk ${ref.hash} in pack ${ref.packId} is truncated: the pack ended before offset ${ref.offset + ref.length}; run pgdv verify and re-ingest the files that use it`, ref.hash, ref.packId);
+        }
+        group.push(verify(ref, buf.subarray(at, at + ref.length)));
+      }
+      yield group;
+      i = j;
+    }
   }
 
   /** One verified chunk. */
@@ -158,7 +220,7 @@ export class PackReader {
 }
 
 function verify(ref: ChunkRef, data: Buffer): Buffer {
-  const got = createHash('sha256').update(data).digest('hex');
+  const got = oneShotHash('sha256', data, 'hex');
   if (got !== ref.hash) {
     throw new ChunkReadError(
       'corrupt',

@@ -141,10 +141,19 @@ export class PackWriter {
    * Appends a chunk (its hash must be the SHA-256 of data: the caller got both from
    * the chunker). Returns false if this writer already stored that chunk.
    */
-  add(hash: string, data: Uint8Array): Promise<boolean> {
+  async add(hash: string, data: Uint8Array): Promise<boolean> {
+    return (await this.addMany([{ hash, data }])).chunks === 1;
+  }
+
+  /**
+   * Appends chunks in order, skipping those this writer already stored; returns how
+   * many it stored and their bytes. One call for a batch costs one promise, not one
+   * per chunk (100,000 small files are 100,000 chunks).
+   */
+  addMany(chunks: readonly { hash: string; data: Uint8Array }[]): Promise<{ chunks: number; bytes: number }> {
     // Serialized: several files may be chunked concurrently (ChunkPool) and feed one
     // writer; entries' offsets must match the order bytes land in the pack file.
-    const run = this.lock.then(() => this.addNow(hash, data));
+    const run = this.lock.then(() => this.addNow(chunks));
     this.lock = run.then(
       () => undefined,
       () => undefined,
@@ -152,20 +161,26 @@ export class PackWriter {
     return run;
   }
 
-  private async addNow(hash: string, data: Uint8Array): Promise<boolean> {
-    this.throwIfFailed();
-    if (this.finished) throw new Error('PackWriter.add called after finish: create a new PackWriter');
-    if (this.seen.has(hash)) return false;
-    this.seen.add(hash);
-    const p = this.current ?? (this.current = await this.openPack());
-    p.pending.push(data);
-    p.pendingBytes += data.length;
-    if (p.pendingBytes >= WRITE_BATCH) await this.drain(p);
-    p.hash?.update(data);
-    p.entries.push({ hash, offset: p.size, length: data.length });
-    p.size += data.length;
-    if (p.size >= this.targetSize) await this.seal();
-    return true;
+  private async addNow(chunks: readonly { hash: string; data: Uint8Array }[]): Promise<{ chunks: number; bytes: number }> {
+    let stored = 0;
+    let bytes = 0;
+    for (const { hash, data } of chunks) {
+      this.throwIfFailed();
+      if (this.finished) throw new Error('PackWriter.add called after finish: create a new PackWriter');
+      if (this.seen.has(hash)) continue;
+      this.seen.add(hash);
+      const p = this.current ?? (this.current = await this.openPack());
+      p.pending.push(data);
+      p.pendingBytes += data.length;
+      if (p.pendingBytes >= WRITE_BATCH) await this.drain(p);
+      p.hash?.update(data);
+      p.entries.push({ hash, offset: p.size, length: data.length });
+      p.size += data.length;
+      stored++;
+      bytes += data.length;
+      if (p.size >= this.targetSize) await this.seal();
+    }
+    return { chunks: stored, bytes };
   }
 
   /** Seals the last pack, waits for every upload and callback; returns all packs sealed. */

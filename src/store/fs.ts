@@ -140,6 +140,33 @@ export class FsStore implements ObjectStore {
     }
   }
 
+  /**
+   * Reads into `into` from `start` without a stream: one read call for a whole range
+   * (checkout reads each file's chunks this way, then writes them with one writev).
+   */
+  async readInto(key: string, start: number, into: Uint8Array): Promise<number> {
+    validateRange(key, { start, end: start + Math.max(into.length, 1) - 1 });
+    let fh;
+    try {
+      fh = await open(this.pathOf(key), 'r');
+    } catch (e) {
+      throw mapFsError(e, key, 'read');
+    }
+    try {
+      let n = 0;
+      while (n < into.length) {
+        const { bytesRead } = await fh.read(into, n, into.length - n, start + n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+      }
+      return n;
+    } catch (e) {
+      throw mapFsError(e, key, 'read');
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
   async head(key: string): Promise<{ size: number } | null> {
     try {
       const s = await stat(this.pathOf(key));

@@ -73,6 +73,12 @@ export interface ObjectStore {
   putFile?(key: string, file: string, options?: PutOptions): Promise<void>;
   /** Streams the object (or a byte range of it); rejects with code 'not_found' if absent. */
   get(key: string, range?: GetRange): Promise<Readable>;
+  /**
+   * Optional: reads bytes from `start` into `into`, for stores that can without a
+   * stream (the filesystem store); resolves to the count read, fewer at the object's
+   * end. Rejects with code 'not_found' if the object is absent.
+   */
+  readInto?(key: string, start: number, into: Uint8Array): Promise<number>;
   /** Size of the object, or null if absent. */
   head(key: string): Promise<{ size: number } | null>;
   /** Removes the object; deleting an absent object is not an error. */

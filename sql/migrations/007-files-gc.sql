@@ -1,4 +1,4 @@
--- 008 files gc: garbage collection of chunks and packs (DESIGN.md "Retention"), and
+-- 007 files gc: garbage collection of chunks and packs (DESIGN.md "Retention"), and
 -- the lock that keeps it apart from ingests.
 --
 -- Mark: the live contents are every content a files dataset's version row names (each
