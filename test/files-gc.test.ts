@@ -184,7 +184,7 @@ for (const kind of ['fs', 's3'] as const) {
       // Within a grace period the same packs are kept, and why is said.
       const young = await gc(pgdv, { store, graceMs: 3600_000, dryRun: true })
       expect(young.deleted_packs).toBe(0)
-      expect(young.packs.filter((p) => packs.has(p.pack_id)).every((p) => p.action === 'keep' && /grace period/.test(p.reason))).toBe(true)
+      expect(young.packs.filter((p) => packs.has(p.pack_id)).every((p) => p.action === 'keep' && /less than 1 h ago \(grace period\)/.test(p.reason))).toBe(true)
 
       const real = await gc(pgdv, { store, graceMs: 0 })
       expect(real.packs.filter((p) => p.action === 'delete').map((p) => p.pack_id).sort()).toEqual(would)
@@ -296,9 +296,13 @@ for (const kind of ['fs', 's3'] as const) {
       await session.finish()
       // The database drops the ingest's lock connection (a restart, a network cut): gc can now run.
       await pgdv.db.query(`SELECT pg_terminate_backend(pid) FROM dv.files_lock_holders() WHERE mode = 'ingest'`)
+      const contentRows = async (): Promise<number> =>
+        Number((await pgdv.db.one<{ n: string }>('SELECT count(*) AS n FROM dv_files.contents WHERE hash = $1::text', [rec.hash])).n)
+      expect(await contentRows()).toBe(1) // written while reading, not yet named by anything
       const r = await gc(pgdv, { store, waitMs: 30_000, graceMs: 3600_000 })
       expect(r.deleted_packs).toBe(0)
       expect(r.kept_young).toBeGreaterThan(0)
+      expect(await contentRows()).toBe(1) // young: kept for the commit to come
       await pgdv.db.tx(async (c) => {
         await writeContentRows(c, session.contents.values(), null)
         await c.query('INSERT INTO dv_files.blobs (content_hash) VALUES ($1::text)', [rec.hash])

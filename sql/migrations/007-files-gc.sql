@@ -3,8 +3,10 @@
 --
 -- Mark: the live contents are every content a files dataset's version row names (each
 -- delta table of each version, so versions made by merge, reset or plain SQL count
--- too), plus dv_files.dataset_contents, blobs and model artifacts. Live chunks are
--- their chunks; a pack is live while one of its chunks is.
+-- too), plus dv_files.dataset_contents, blobs, model artifacts, and contents written
+-- less than the grace period ago (an ingest writes its contents while it reads and
+-- links them to its version only when it commits). Live chunks are their chunks; a
+-- pack is live while one of its chunks is.
 --
 -- Sweep (dv.gc_sweep, under the files lock held exclusively): the contents nothing
 -- references lose their rows; a pack that holds only unreferenced chunks, and a pack
@@ -20,8 +22,8 @@
 -- nothing records which ones until the commit. So ingests hold the files lock shared
 -- for their whole life and gc holds it exclusively: gc never runs while an ingest is
 -- between its first lookup and its commit. The grace period (default 1 hour) keeps
--- every pack written less than that ago, for writers that do not take the lock (a
--- pgdv older than this migration still running an ingest during an upgrade).
+-- every pack and content written less than that ago, for an ingest that lost the lock
+-- (its lock connection broke: a database restart, a network cut) and goes on working.
 
 -- ---------------------------------------------------------------------------
 -- The files lock
@@ -131,37 +133,61 @@ END
 $$;
 COMMENT ON FUNCTION dv_internal.files_live_contents() IS 'The roots of files garbage collection: content hashes named by any version row of a files dataset, dataset_contents, blobs or model artifacts (with repeats).';
 
+CREATE FUNCTION dv_internal.duration_text(p_interval interval)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE
+    WHEN s >= 86400 AND s % 86400 = 0 THEN (s / 86400) || ' d'
+    WHEN s >= 3600 AND s % 3600 = 0 THEN (s / 3600) || ' h'
+    WHEN s >= 60 AND s % 60 = 0 THEN (s / 60) || ' min'
+    ELSE s || ' s'
+  END
+  FROM (SELECT round(extract(epoch FROM p_interval))::bigint AS s) x
+$$;
+COMMENT ON FUNCTION dv_internal.duration_text(interval) IS 'An interval as gc''s messages say it: 1 h, 30 min, 90 s, 2 d.';
+
 CREATE FUNCTION dv.gc_plan(p_grace interval DEFAULT interval '1 hour')
 RETURNS TABLE (pack_id text, object_key text, size bigint, kind text, chunks integer, live_chunks integer,
                dead_bytes bigint, written_at timestamptz, action text, reason text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
--- What gc would do now: one row per pack that is not wholly live. kind is
+-- What gc would do now: one row per pack with a chunk no live content uses. kind is
 -- 'unreferenced' (no live chunk), 'mixed' (live and dead chunks) or 'unregistered'
 -- (sealed by an ingest, never registered); action is 'delete' or 'keep', with the
--- reason. Changes nothing but a temp table (pgdv_gc_live, the live contents) that
--- dv.gc_sweep reuses in the same transaction.
+-- reason. Changes nothing but a temp table (pgdv_gc_live: the live contents, young
+-- ones flagged) that dv.gc_sweep reuses in the same transaction.
 #variable_conflict use_column
 BEGIN
   IF p_grace IS NULL OR p_grace < interval '0' THEN
     RAISE EXCEPTION 'grace period "%" is invalid', p_grace
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Give an interval of zero or more, e.g. ''1 hour''';
   END IF;
-  CREATE TEMP TABLE IF NOT EXISTS pgdv_gc_live (hash text PRIMARY KEY) ON COMMIT DROP;
+  CREATE TEMP TABLE IF NOT EXISTS pgdv_gc_live (hash text PRIMARY KEY, young boolean NOT NULL) ON COMMIT DROP;
   TRUNCATE pgdv_gc_live;
-  INSERT INTO pgdv_gc_live SELECT DISTINCT h FROM dv_internal.files_live_contents() h WHERE h IS NOT NULL;
+  INSERT INTO pgdv_gc_live SELECT DISTINCT h, false FROM dv_internal.files_live_contents() h WHERE h IS NOT NULL;
+  -- Young contents are kept too: an ingest writes its contents while it reads, and
+  -- names them in dataset_contents and its version only when it commits.
+  INSERT INTO pgdv_gc_live SELECT ct.hash, true FROM dv_files.contents ct WHERE ct.created_at >= now() - p_grace
+  ON CONFLICT DO NOTHING;
   ANALYZE pgdv_gc_live;
   RETURN QUERY
-  WITH live_chunks AS (
-    SELECT DISTINCT cc.chunk_hash FROM dv_files.content_chunks cc JOIN pgdv_gc_live l ON l.hash = cc.content_hash
+  WITH used_chunks AS (
+    -- rooted: some referenced content uses the chunk; otherwise only young ones do.
+    SELECT cc.chunk_hash, bool_or(NOT l.young) AS rooted
+    FROM dv_files.content_chunks cc JOIN pgdv_gc_live l ON l.hash = cc.content_hash
+    GROUP BY cc.chunk_hash
   ), per_pack AS (
     SELECT p.id, p.object_key, p.size, p.registered_at,
-           count(c.hash)::int AS chunks, count(lc.chunk_hash)::int AS live,
-           coalesce(sum(c.length) FILTER (WHERE c.hash IS NOT NULL AND lc.chunk_hash IS NULL), 0)::bigint AS dead_bytes
+           count(c.hash)::int AS chunks,
+           count(u.chunk_hash) FILTER (WHERE u.rooted)::int AS live,
+           count(u.chunk_hash) FILTER (WHERE NOT u.rooted)::int AS young,
+           coalesce(sum(c.length) FILTER (WHERE c.hash IS NOT NULL AND u.chunk_hash IS NULL), 0)::bigint AS dead_bytes
     FROM dv_files.packs p
     LEFT JOIN dv_files.chunks c ON c.pack_id = p.id
-    LEFT JOIN live_chunks lc ON lc.chunk_hash = c.hash
+    LEFT JOIN used_chunks u ON u.chunk_hash = c.hash
     GROUP BY p.id
   ), unregistered AS (
     SELECT sp.pack_id, min(sp.object_key) AS object_key, max(sp.size) AS size, max(sp.created_at) AS written_at
@@ -170,26 +196,27 @@ BEGIN
     GROUP BY sp.pack_id
   )
   SELECT x.id, x.object_key, x.size, x.kind, x.chunks, x.live, x.dead_bytes, x.written_at,
-         CASE WHEN x.kind <> 'mixed' AND x.written_at < now() - p_grace THEN 'delete' ELSE 'keep' END,
+         CASE WHEN x.kind <> 'mixed' AND x.written_at < now() - p_grace AND x.young = 0 THEN 'delete' ELSE 'keep' END,
          CASE
            WHEN x.kind = 'mixed' THEN format('holds %s live chunk(s) of %s: kept whole (repacking is not implemented yet)', x.live, x.chunks)
-           WHEN x.written_at >= now() - p_grace THEN format('written less than %s ago (grace period)', p_grace)
+           WHEN x.written_at >= now() - p_grace THEN format('written less than %s ago (grace period)', dv_internal.duration_text(p_grace))
+           WHEN x.young > 0 THEN format('holds chunks of contents written less than %s ago (grace period)', dv_internal.duration_text(p_grace))
            WHEN x.kind = 'unregistered' THEN 'sealed by an ingest that never registered it'
            ELSE 'no version, blob or model references any of its chunks'
          END
   FROM (
     SELECT pp.id, pp.object_key, pp.size, CASE WHEN pp.live > 0 THEN 'mixed' ELSE 'unreferenced' END AS kind,
-           pp.chunks, pp.live, pp.dead_bytes, pp.registered_at AS written_at
-    FROM per_pack pp WHERE pp.live < pp.chunks OR pp.chunks = 0
+           pp.chunks, pp.live, pp.young, pp.dead_bytes, pp.registered_at AS written_at
+    FROM per_pack pp WHERE pp.live = 0 OR pp.live + pp.young < pp.chunks
     UNION ALL
-    SELECT u.pack_id, u.object_key, u.size, 'unregistered', NULL::int, NULL::int, NULL::bigint, u.written_at
+    SELECT u.pack_id, u.object_key, u.size, 'unregistered', NULL::int, NULL::int, 0, NULL::bigint, u.written_at
     FROM unregistered u
   ) x
   ORDER BY x.kind, x.written_at, x.id;
 END
 $$;
 COMMENT ON FUNCTION dv.gc_plan(interval) IS 'Dry run of files garbage collection: each pack that is not wholly live, its kind (unreferenced, mixed, unregistered), dead bytes, and whether gc would delete or keep it, and why.
-Changes nothing. Packs written less than p_grace ago are kept; packs mixing live and dead chunks are kept whole.
+Changes nothing. Packs written less than p_grace ago, or holding chunks of contents written less than p_grace ago, are kept; packs mixing live and dead chunks are kept whole.
 Example: SELECT kind, action, count(*), sum(size) FROM dv.gc_plan(''1 hour'') GROUP BY 1, 2;';
 
 -- ---------------------------------------------------------------------------
@@ -273,6 +300,6 @@ $$;
 COMMENT ON FUNCTION dv.gc_done(text[]) IS 'Files gc: forgets queued objects the caller has deleted from the store; returns how many.';
 
 REVOKE EXECUTE ON FUNCTION dv.files_lock(text), dv.files_try_lock(text), dv.files_unlock(text), dv.files_lock_holders(),
-  dv_internal.files_live_contents(), dv.gc_plan(interval), dv.gc_sweep(interval), dv.gc_done(text[]) FROM PUBLIC;
+  dv_internal.files_live_contents(), dv_internal.duration_text(interval), dv.gc_plan(interval), dv.gc_sweep(interval), dv.gc_done(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dv.files_lock(text), dv.files_try_lock(text), dv.files_unlock(text), dv.files_lock_holders() TO pgdv_writer;
 GRANT EXECUTE ON FUNCTION dv.gc_plan(interval), dv.gc_sweep(interval), dv.gc_done(text[]) TO pgdv_admin;

@@ -3,6 +3,8 @@ import { gc, type GcResult } from '../api/gc.js'
 import { DEFAULT_GC_WAIT_MS, parseDuration } from '../files/gc.js'
 import { formatTable, PgdvCommand } from '../lib/base.js'
 
+const SHOWN = 50
+
 export default class Gc extends PgdvCommand<typeof Gc> {
   static summary = 'Delete file packs no version, blob or model references any more (SQL: dv.gc_plan, dv.gc_sweep).'
   static description = `Mark and sweep: a pack all of whose chunks are unreferenced (e.g. after dataset drop), or that an ingest sealed but never registered, is deleted from the object store once it was written longer than --grace ago. A pack mixing live and dead chunks is kept whole (repacking is not implemented yet).
@@ -22,17 +24,20 @@ gc waits (up to --wait) for running ingests to finish and holds new ones back wh
     const mb = (n: number) => (n / 1e6).toFixed(1)
     const verb = r.dry_run ? 'would delete' : 'deleted'
     if (r.packs.length) {
+      // Deletions first; a store with many mixed packs would otherwise bury them. --json has every row.
+      const rows = [...r.packs].sort((a, b) => (a.action === b.action ? 0 : a.action === 'delete' ? -1 : 1))
       this.log(
         formatTable(
-          r.packs.map((p) => ({ ...p, pack: p.pack_id.slice(0, 12), mb: p.size === null ? '' : mb(p.size) })),
+          rows.slice(0, SHOWN).map((p) => ({ ...p, pack: p.pack_id.slice(0, 12), mb: p.size === null ? '' : mb(p.size) })),
           ['pack', 'kind', 'mb', 'action', 'reason'],
         ),
       )
+      if (rows.length > SHOWN) this.log(`... and ${rows.length - SHOWN} more (--json lists them all)`)
     }
     this.log(
       `${r.dry_run ? 'dry run: ' : ''}${verb} ${r.deleted_packs} pack(s), ${mb(r.deleted_bytes)} MB` +
         (r.deleted_unregistered ? ` (${r.deleted_unregistered} never registered)` : '') +
-        `; kept ${r.live_packs} live, ${r.kept_young} within the grace period, ${r.kept_mixed} mixed (${mb(r.mixed_dead_bytes)} MB dead in them)` +
+        `; ${r.dry_run ? 'would keep' : 'kept'} ${r.live_packs} live, ${r.kept_young} within the grace period, ${r.kept_mixed} mixed (${mb(r.mixed_dead_bytes)} MB dead in them)` +
         (r.temp_packs_removed ? `; ${r.dry_run ? 'would remove' : 'removed'} ${r.temp_packs_removed} stale temp pack(s)` : ''),
     )
     return r
