@@ -147,14 +147,13 @@ function scanTo(bound: number, mask: number): number[] {
   ];
 }
 
-function moduleBytes(pages: number, shared: boolean): Uint8Array {
+function moduleBytes(pages: number): Uint8Array {
   const body = [...vec([[1, I32]]), ...scanTo(NORMAL, MASK_S), ...scanTo(LIMIT, MASK_L), ...get(LIMIT), ...end];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
     ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([[I32]])]])), // type: (i32 ×5) -> i32
     ...section(3, vec([[0]])), // function 0 has type 0
-    // memory: `pages` pages, not growable; shared (flag 3, maximum = minimum) when asked
-    ...section(5, vec([shared ? [0x03, ...uleb(pages), ...uleb(pages)] : [0x00, ...uleb(pages)]])),
+    ...section(5, vec([[0x00, ...uleb(pages)]])), // memory: `pages` pages, not growable
     ...section(7, vec([[...name('scan'), 0x00, 0], [...name('memory'), 0x02, 0]])),
     ...section(10, vec([[...uleb(body.length), ...body]])),
   ]);
@@ -166,12 +165,12 @@ type ScanFn = (i: number, normal: number, limit: number, maskS: number, maskL: n
 // little used here is typed by hand.
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: { scan: ScanFn; memory: { buffer: ArrayBuffer | SharedArrayBuffer } } };
+  Instance: new (module: object) => { exports: { scan: ScanFn; memory: { buffer: ArrayBuffer } } };
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-/** Compiled modules by page count and sharing: compiling is per thread, instantiating per scanner. */
-const modules = new Map<string, object>();
+/** Compiled modules by page count: compiling is per thread, instantiating per scanner. */
+const modules = new Map<number, object>();
 
 /**
  * A data region of `capacity` bytes in WebAssembly memory and the gear scan over it.
@@ -180,27 +179,15 @@ const modules = new Map<string, object>();
 export class GearScanner {
   /** The data region: fill it, then call cut() with indexes into it. */
   readonly buf: Buffer;
-  /** The instance's whole memory (a SharedArrayBuffer when shared); `buf` starts at dataOffset in it. */
-  readonly memory: ArrayBuffer | SharedArrayBuffer;
-  readonly dataOffset = DATA_OFFSET;
   private readonly scan: ScanFn;
 
-  /**
-   * shared: the memory is a SharedArrayBuffer another thread can read (ChunkPool's
-   * main thread takes chunks as views of a worker's scanner memory, no copy).
-   */
-  constructor(
-    readonly capacity: number,
-    options: { shared?: boolean } = {},
-  ) {
+  constructor(readonly capacity: number) {
+    // Not shared memory: V8's loads from shared WebAssembly memory made the scan ~2× slower.
     const pages = Math.ceil((DATA_OFFSET + capacity) / PAGE);
-    const shared = options.shared ?? false;
-    const key = `${pages}${shared ? 's' : ''}`;
-    let mod = modules.get(key);
-    if (!mod) modules.set(key, (mod = new wasm.Module(moduleBytes(pages, shared))));
+    let mod = modules.get(pages);
+    if (!mod) modules.set(pages, (mod = new wasm.Module(moduleBytes(pages))));
     const instance = new wasm.Instance(mod);
     const memory = instance.exports.memory;
-    this.memory = memory.buffer;
     // WebAssembly memory is little endian whatever the host is.
     const table = new DataView(memory.buffer, 0, 1024);
     for (let i = 0; i < 256; i++) table.setUint32(4 * i, GEAR[i]!, true);

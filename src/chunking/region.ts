@@ -1,27 +1,31 @@
 /**
- * The chunking loop of a ChunkPool worker: files read straight into regions of one
- * shared WebAssembly memory (a GearScanner's, where the boundary scan runs), each
- * chunk hashed in place, and the file's content hash built from the chunk digests
- * (content-hash.ts): every byte is read once, scanned over ~39% of it, hashed once,
- * and never copied. The main thread takes the chunks as views of the same memory and
- * gives each region back once it has written (or skipped) every chunk in it.
+ * The chunking loop of a ChunkPool worker: a file is read, a few hundred KiB at a
+ * time, straight into a GearScanner's region (WebAssembly memory, where the boundary
+ * scan runs); each chunk is hashed in place while still in the CPU's cache, and the
+ * file's content hash is built from the chunk digests (content-hash.ts), so every
+ * byte is read once, scanned over ~39% of it and hashed once. A full region's chunks
+ * are then copied, in one memcpy, into a region of a SharedArrayBuffer ring that the
+ * main thread reads the chunks from as views, and gives back once done with them.
  *
- * Why not copy them into a transferable buffer: a fresh 4 MiB buffer per region
- * costs page faults on every byte, which measured as much as the SHA-256 itself
- * (chunking + hashing fell from ~75% to ~34% of raw SHA-256 speed).
+ * Why this shape, measured in memory on one core (bench/files.ts section 4):
+ * - copying each region into a fresh transferable buffer instead of a reused ring
+ *   costs page faults on every byte, as much as the SHA-256 itself (~34% of raw
+ *   SHA-256 speed instead of ~65%);
+ * - reading straight into shared WebAssembly memory and handing that out (no copy at
+ *   all) halves the scan's speed: V8's code for loads from shared memory is slower,
+ *   and the scan is all loads.
  *
- *   const ring = new RegionRing(16, REGION);      // one per thread
+ *   const ring = new RegionRing(16, REGION);      // one per thread; its memory is shared
  *   const rc = new RegionChunker(ring, options);
- *   await rc.open();
  *   for (let eof = false; !eof; ) {
- *     const n = read(rc.buf, rc.fill);            // into rc.buf[rc.fill, rc.buf.length)
+ *     const n = read(rc.buf, rc.fill, READ);      // a piece into rc.buf[rc.fill, ...)
  *     eof = n === 0;
  *     rc.filled(n);
- *     const part = rc.take(eof);                  // its region now belongs to the reader
- *     if (part) hand(part);                       // ...who calls ring.release(part.region)
- *     if (!eof) await rc.advance();
+ *     rc.cut(eof);                                // scan and hash while in cache
+ *     if (!eof && rc.fill < rc.buf.length) continue;
+ *     const part = await rc.take(eof);            // copied into a ring region
+ *     if (part) hand(part);                       // ...whose owner calls ring.release(part.region)
  *   }
- *   rc.close();
  *
  * The boundaries are exactly Chunker's (same rule: cut while at least maxSize bytes
  * are buffered, then the rest at end of file), which test/chunker.test.ts checks.
@@ -33,6 +37,8 @@ import { GearScanner } from './gear.js';
 
 /** Region size: at least 2 × maxSize, so a region always yields a chunk before it is full. */
 export const REGION = 4 * 1024 * 1024;
+/** Bytes read at a time into a region: small enough to stay in L2 cache until scanned and hashed. */
+export const READ = 256 * 1024;
 
 /** The region size for these chunker options. */
 export function regionSize(options?: ChunkerOptions): number {
@@ -49,9 +55,9 @@ export interface RegionChunk {
   hash: string;
 }
 
-/** `count` regions of `size` bytes in one shared scanner memory, handed out one at a time. */
+/** `count` regions of `size` bytes of one SharedArrayBuffer, handed out one at a time. */
 export class RegionRing {
-  readonly scanner: GearScanner;
+  readonly memory: SharedArrayBuffer;
   private readonly free: number[] = [];
   private readonly waiters: ((region: number) => void)[] = [];
 
@@ -59,8 +65,8 @@ export class RegionRing {
     readonly count: number,
     readonly size: number,
   ) {
-    this.scanner = new GearScanner(count * size, { shared: true });
-    for (let i = 0; i < count; i++) this.free.push(i);
+    this.memory = new SharedArrayBuffer(count * size);
+    for (let i = count - 1; i >= 0; i--) this.free.push(i);
   }
 
   /** A free region (waits until one is released). */
@@ -78,19 +84,24 @@ export class RegionRing {
 
   /** Region `region`'s bytes. */
   view(region: number): Buffer {
-    return this.scanner.buf.subarray(region * this.size, (region + 1) * this.size);
+    return Buffer.from(this.memory, region * this.size, this.size);
   }
 }
 
+/** The scanner of this thread: a thread runs one RegionChunker at a time (a worker chunks one file at a time). */
+let shared: GearScanner | undefined;
+
 export class RegionChunker {
   readonly params: ChunkerParams;
+  /** The region to read into, at fill. */
+  readonly buf: Buffer;
   /** Valid bytes in buf. */
   fill = 0;
-  private region = -1;
-  /** Chunked up to here in the current region (take's tail starts here). */
+  private readonly scanner: GearScanner;
+  /** Chunked up to here in buf. */
   private pos = 0;
-  /** Whether the current region was handed out by take(). */
-  private handed = false;
+  /** Chunks cut in buf, not yet handed out. */
+  private chunks: RegionChunk[] = [];
   /** File offset of buf[0]. */
   private base = 0;
   private chunkCount = 0;
@@ -105,16 +116,10 @@ export class RegionChunker {
   ) {
     this.params = resolveChunkerOptions(options);
     if (ring.size < 2 * this.params.maxSize) throw new RangeError(`region size ${ring.size} is below 2 × maxSize (${this.params.maxSize})`);
+    if (!shared || shared.capacity < ring.size) shared = new GearScanner(ring.size);
+    this.scanner = shared;
+    this.buf = shared.buf.subarray(0, ring.size);
     this.plain = plainSha256 ? createHash('sha256') : undefined;
-  }
-
-  async open(): Promise<void> {
-    this.region = await this.ring.acquire();
-  }
-
-  /** The current region: read into buf[fill, buf.length). */
-  get buf(): Buffer {
-    return this.ring.view(this.region);
   }
 
   /** Records n more bytes read into buf at fill. */
@@ -124,53 +129,44 @@ export class RegionChunker {
   }
 
   /**
-   * Cuts and hashes every chunk that can be cut now (all of them at eof). If any,
-   * returns them with the region they are in, which from now on belongs to the
-   * caller (release it once done with the chunks); call advance() before reading on.
+   * Cuts and hashes every chunk that can be cut now (all of them at eof); take()
+   * hands them out. Called after each read of a few hundred KiB, it scans and hashes
+   * bytes while they are still in the CPU's cache.
    */
-  take(eof: boolean): { region: number; chunks: RegionChunk[] } | undefined {
+  cut(eof: boolean): void {
     const p = this.params;
-    const at = this.region * this.ring.size;
-    const buf = this.ring.scanner.buf;
+    const buf = this.buf;
     const fill = this.fill;
-    const chunks: RegionChunk[] = [];
-    let pos = 0;
+    let pos = this.pos;
     while (fill - pos >= p.maxSize || (eof && pos < fill)) {
-      const end = this.ring.scanner.cut(at + pos, at + fill, p) - at;
-      const digest = oneShotHash('sha256', buf.subarray(at + pos, at + end), 'buffer') as unknown as Buffer;
+      const end = this.scanner.cut(pos, fill, p);
+      const digest = oneShotHash('sha256', buf.subarray(pos, end), 'buffer') as unknown as Buffer;
       this.content.add(digest);
-      chunks.push({ offset: this.base + pos, start: pos, length: end - pos, hash: digest.toString('hex') });
+      this.chunks.push({ offset: this.base + pos, start: pos, length: end - pos, hash: digest.toString('hex') });
       pos = end;
     }
     this.pos = pos;
-    if (chunks.length === 0) return undefined;
+  }
+
+  /**
+   * Cuts what can be cut (cut(eof)) and, if there are chunks, copies them into a ring
+   * region (waiting for a free one) and returns them with it; the region belongs to
+   * the caller from now on (release it once done with the chunks). The unfinished
+   * tail moves to the front of buf.
+   */
+  async take(eof: boolean): Promise<{ region: number; chunks: RegionChunk[] } | undefined> {
+    this.cut(eof);
+    if (this.chunks.length === 0) return undefined;
+    const chunks = this.chunks;
+    this.chunks = [];
     this.chunkCount += chunks.length;
-    this.handed = true;
-    return { region: this.region, chunks };
-  }
-
-  /** Moves the unfinished tail to the front of a region: a new one if take() handed the current one out. */
-  async advance(): Promise<void> {
-    const tail = this.fill - this.pos;
-    if (this.handed) {
-      const from = this.region;
-      const to = await this.ring.acquire();
-      // The handed-out region is only read by its new owner, and only its chunks, not the tail.
-      this.ring.view(to).set(this.ring.view(from).subarray(this.pos, this.fill));
-      this.region = to;
-      this.handed = false;
-    } else {
-      this.buf.copyWithin(0, this.pos, this.fill);
-    }
+    const region = await this.ring.acquire();
+    this.ring.view(region).set(this.buf.subarray(0, this.pos));
+    this.buf.copyWithin(0, this.pos, this.fill);
     this.base += this.pos;
-    this.fill = tail;
+    this.fill -= this.pos;
     this.pos = 0;
-  }
-
-  /** Gives the current region back unless take() handed it out. */
-  close(): void {
-    if (this.region >= 0 && !this.handed) this.ring.release(this.region);
-    this.region = -1;
+    return { region, chunks };
   }
 
   /** Size and content hash (and plain SHA-256 if asked) once take(true) has run. */

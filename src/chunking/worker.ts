@@ -1,6 +1,6 @@
 /**
- * Worker side of ChunkPool: chunks and hashes one file at a time (RegionChunker, in
- * regions of a shared memory the main thread reads the chunks from) and sends the
+ * Worker side of ChunkPool: chunks and hashes one file at a time (RegionChunker; the
+ * chunks end up in regions of a shared memory the main thread reads them from) and sends the
  * chunks of each region in one message; the main thread sends the region back
  * ('free') once done with them. Runs at most about `window` chunks ahead of the
  * consumer, and at most `regions` regions, so a slow consumer (an S3 upload) bounds
@@ -12,7 +12,7 @@ import { open } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ContentHasher, EMPTY_CONTENT_HASH } from './content-hash.js';
 import type { ChunkerOptions } from './fastcdc.js';
-import { RegionChunker, RegionRing } from './region.js';
+import { READ, RegionChunker, RegionRing } from './region.js';
 
 /** What a worker is started with: its regions (count × size bytes of shared memory). */
 export interface WorkerSetup {
@@ -60,7 +60,7 @@ if (port) {
   const credits = new Map<number, { n: number; wake?: () => void }>();
   const setup = workerData as WorkerSetup;
   const ring = new RegionRing(setup.regions, setup.regionSize);
-  port.postMessage({ type: 'memory', memory: ring.scanner.memory as SharedArrayBuffer, dataOffset: ring.scanner.dataOffset, regionSize: ring.size } satisfies FromWorker);
+  port.postMessage({ type: 'memory', memory: ring.memory, dataOffset: 0, regionSize: ring.size } satisfies FromWorker);
 
   port.on('message', (msg: ToWorker) => {
     if (msg.type === 'free') {
@@ -138,28 +138,24 @@ if (port) {
   }
 
   async function run(id: number, path: string, options?: ChunkerOptions, plainSha256?: boolean): Promise<void> {
-    const rc = new RegionChunker(ring, options, plainSha256);
     try {
+      const rc = new RegionChunker(ring, options, plainSha256);
       const c = credits.get(id)!;
       const fh = await open(path, 'r');
       try {
-        await rc.open();
         for (let eof = false; !eof; ) {
-          while (!eof && rc.fill < rc.buf.length) {
-            const { bytesRead } = await fh.read(rc.buf, rc.fill, rc.buf.length - rc.fill, null);
-            if (bytesRead === 0) eof = true;
-            else rc.filled(bytesRead);
-          }
-          const part = rc.take(eof);
-          if (part) {
-            while (c.n <= 0) await new Promise<void>((r) => (c.wake = r));
-            c.n -= part.chunks.length;
-            send({ type: 'chunks', id, region: part.region, chunks: part.chunks });
-          }
-          if (!eof) await rc.advance();
+          const { bytesRead } = await fh.read(rc.buf, rc.fill, Math.min(READ, rc.buf.length - rc.fill), null);
+          eof = bytesRead === 0;
+          rc.filled(bytesRead);
+          rc.cut(eof);
+          if (!eof && rc.fill < rc.buf.length) continue;
+          const part = await rc.take(eof);
+          if (!part) continue;
+          while (c.n <= 0) await new Promise<void>((r) => (c.wake = r));
+          c.n -= part.chunks.length;
+          send({ type: 'chunks', id, region: part.region, chunks: part.chunks });
         }
       } finally {
-        rc.close();
         await fh.close();
       }
       const s = rc.summary();
