@@ -268,6 +268,30 @@ describe('ChunkPool (worker threads)', () => {
     }
   });
 
+  it('zeroCopy: chunks are views of the worker\'s regions, which come back as chunks are released (a file of 5× its regions)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgdv-pool-'));
+    const pool = new ChunkPool({ workers: 1, window: 8, zeroCopy: true, regions: 2 });
+    try {
+      const data = randomBytes(40 << 20, 21);
+      await writeFile(path.join(dir, 'big'), data);
+      const want = chunkBuffer(data);
+      const f = pool.chunkFile(path.join(dir, 'big'));
+      let i = 0;
+      for await (const c of f) {
+        const w = want.chunks[i++]!;
+        expect(`${c.offset}+${c.length}`).toBe(`${w.offset}+${w.length}`);
+        expect(c.hash).toBe(w.hash);
+        expect(c.data.equals(w.data)).toBe(true);
+        c.release!();
+      }
+      expect(i).toBe(want.chunks.length);
+      expect(f.result()).toEqual(want.summary);
+    } finally {
+      await pool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('gives the same chunks across its 4 MiB read regions (default sizes, files at and around region sizes)', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'pgdv-pool-'));
     const pool = new ChunkPool({ workers: 2, window: 3 });

@@ -96,6 +96,17 @@ describe('mode apply and the first commit', () => {
     await expect(commit('mixed_keyless', [{ x: 1 }], { mode: 'apply' })).rejects.toThrow(/has no key, so mode apply does not apply/)
   })
 
+  it('a delete on an empty dataset changes nothing and gives it no schema; a delete adds no columns', async () => {
+    await q("SELECT * FROM dv.dataset_create('empty_del', p_key_columns => ARRAY['id'])")
+    const none = await commit('empty_del', [{ id: 1 }], { columns: 'id bigint', mode: 'delete' })
+    expect(none).toMatchObject({ created: false, row_count: '0' })
+    expect(await q("SELECT * FROM dv.dataset_columns('empty_del')")).toEqual([])
+    await commit('empty_del', [{ id: 1, label: 'a' }, { id: 2, label: 'b' }], { columns: 'id bigint, label text' })
+    const del = await commit('empty_del', [{ id: 2, extra: 'x' }], { columns: 'extra text', mode: 'delete' })
+    expect(del).toMatchObject({ created: true, removed: '1', row_count: '1' })
+    expect((await q<{ column_name: string }>("SELECT column_name FROM dv.dataset_columns('empty_del')")).map((r) => r.column_name)).toEqual(['id', 'label'])
+  })
+
   it('a first commit that repeats a key names it and commits nothing', async () => {
     await q("SELECT * FROM dv.dataset_create('first_dup', p_key_columns => ARRAY['k'])")
     await expect(commit('first_dup', [{ k: 7, v: 1 }, { k: 8, v: 1 }, { k: 7, v: 2 }], { columns: 'k int, v int' }))

@@ -270,6 +270,7 @@ DECLARE
   v_registered boolean := false;
   v_keyobj text;
   v_fast boolean;
+  v_empty_delete boolean;
   v_change text := 'pg_temp.dv_commit_c';
   v_nullcond text;
 BEGIN
@@ -346,6 +347,14 @@ BEGIN
       v_types := v_types || v_st.data_type;
     END IF;
   END LOOP;
+  -- A keyed delete names keys to remove: it adds no columns. Deleting from an empty
+  -- version changes nothing (and must not give a new dataset its schema).
+  IF p_mode = 'delete' AND NOT v_keyless AND cardinality(v_head_names) > 0 THEN
+    v_names := v_head_names;
+    v_types := v_head_types;
+  END IF;
+  v_empty_delete := p_mode = 'delete' AND NOT coalesce(p_force, false)
+    AND (SELECT v.row_count FROM dv.versions v WHERE v.id = v_head) = 0;
   IF cardinality(v_names) = 0 THEN
     RAISE EXCEPTION 'staging table % has no columns', p_staging
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Create it with SELECT dv.stage(dataset, column list)';
@@ -385,7 +394,11 @@ BEGIN
   -- staging table into the version's table in one pass, hashed on the way, instead of
   -- through two temporary copies; the table's unique index catches repeated keys.
   v_fast := NOT v_keyless AND cardinality(v_old_names) = 0 AND p_mode NOT IN ('delete', 'apply');
-  IF v_fast THEN
+  IF v_empty_delete THEN
+    v_n := 0;
+    v_names := v_head_names;
+    v_types := v_head_types;
+  ELSIF v_fast THEN
     v_keyobj := (SELECT format('jsonb_build_object(%s)', string_agg(format('%L, %I', k, k), ', ')) FROM unnest(v_keys) k);
     v_nullcond := (SELECT string_agg(format('%I IS NULL', k), ' OR ') FROM unnest(v_keys) k);
     EXECUTE format('SELECT count(*), count(*) FILTER (WHERE %s), (min(%s::text) FILTER (WHERE %s))::jsonb FROM (SELECT %s FROM %s s) x',

@@ -49,8 +49,13 @@ export interface Chunk {
   length: number;
   /** SHA-256 of the chunk's bytes, lowercase hex. */
   hash: string;
-  /** The chunk's bytes: a copy the caller owns and may keep. */
+  /** The chunk's bytes: a copy the caller owns and may keep (unless `release` is set). */
   data: Buffer;
+  /**
+   * Set on chunks of a ChunkPool with zeroCopy: `data` is a view of a worker's
+   * memory, valid until release() is called, which must happen once it is no longer needed.
+   */
+  release?: () => void;
 }
 
 export interface FileSummary {

@@ -182,6 +182,7 @@ export class GearScanner {
   private readonly scan: ScanFn;
 
   constructor(readonly capacity: number) {
+    // Not shared memory: V8's loads from shared WebAssembly memory made the scan ~2× slower.
     const pages = Math.ceil((DATA_OFFSET + capacity) / PAGE);
     let mod = modules.get(pages);
     if (!mod) modules.set(pages, (mod = new wasm.Module(moduleBytes(pages))));

@@ -4,8 +4,14 @@
  * Chunking a file costs one SHA-256 pass plus the boundary scan, all on one core;
  * an ingest of many files is CPU-bound there, and bench/results/chunking.md measured
  * 1.4–2× with 2 workers on this project's 2-core machines. The main thread only
- * receives finished chunks (views of the worker's read buffers, transferred, not
- * copied) and stays free for uploads and COPY.
+ * receives finished chunks and stays free for uploads and COPY.
+ *
+ * Chunk bytes live in the worker's shared memory regions (src/chunking/region.ts).
+ * By default each chunk is copied out of it and the region freed at once, so a
+ * chunk is the caller's to keep. With `zeroCopy`, chunks are views of the shared
+ * memory and each must be released (Chunk.release) once its bytes are no longer
+ * needed; a worker whose regions are all held waits, so hold at most a few regions'
+ * worth (ingest releases them as chunks are packed or found stored).
  *
  *   const pool = new ChunkPool({ workers: 2 });
  *   // Read as many files at once as there are workers, or the workers wait:
@@ -22,7 +28,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Chunk, ChunkerOptions, FileSummary } from './fastcdc.js';
-import type { FromWorker, SmallFileJob, SmallFileResult, ToWorker } from './worker.js';
+import { regionSize } from './region.js';
+import type { FromWorker, SmallFileJob, SmallFileResult, ToWorker, WorkerSetup } from './worker.js';
 
 export interface ChunkPoolOptions {
   /** Worker threads (default: available cores, at most 4). */
@@ -30,6 +37,10 @@ export interface ChunkPoolOptions {
   chunker?: ChunkerOptions;
   /** Chunks a worker may run ahead of the reader, per file (default 32, ~2 MiB at 64 KiB). */
   window?: number;
+  /** Chunks are views of the workers' memory, to be released by the caller (see above). */
+  zeroCopy?: boolean;
+  /** Regions (of 4 MiB at the default chunk sizes) per worker (default 4; with zeroCopy, enough for what the caller holds). */
+  regions?: number;
 }
 
 export class ChunkFileError extends Error {
@@ -70,6 +81,8 @@ export interface SmallBatchResult {
 interface Slot {
   worker: Worker;
   job?: Job;
+  /** The worker's shared memory, from its first message. */
+  memory?: { buffer: SharedArrayBuffer; dataOffset: number; regionSize: number };
 }
 
 export class ChunkPool {
@@ -77,6 +90,8 @@ export class ChunkPool {
   private readonly queue: Job[] = [];
   private readonly chunkerOptions?: ChunkerOptions;
   private readonly window: number;
+  private readonly zeroCopy: boolean;
+  private readonly setup: WorkerSetup;
   private nextId = 1;
   private closed = false;
 
@@ -85,6 +100,8 @@ export class ChunkPool {
     if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`ChunkPool workers=${n} is invalid: give at least 1`);
     this.chunkerOptions = options.chunker;
     this.window = options.window ?? 32;
+    this.zeroCopy = options.zeroCopy ?? false;
+    this.setup = { regions: options.regions ?? 4, regionSize: regionSize(options.chunker) };
     for (let i = 0; i < n; i++) this.slots.push(this.spawn());
   }
 
@@ -119,9 +136,13 @@ export class ChunkPool {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: startWorker() };
+    const slot: Slot = { worker: startWorker(this.setup) };
     slot.worker.unref();
     slot.worker.on('message', (m: FromWorker) => {
+      if (m.type === 'memory') {
+        slot.memory = { buffer: m.memory, dataOffset: m.dataOffset, regionSize: m.regionSize };
+        return;
+      }
       const job = slot.job;
       if (!job || job.id !== m.id) return;
       if (job.kind === 'small') {
@@ -136,8 +157,7 @@ export class ChunkPool {
       }
       if (m.type === 'small') return;
       if (m.type === 'chunks') {
-        // Views of one transferred region: no copy (a kept chunk keeps its region alive).
-        for (const c of m.chunks) job.file.deliver({ offset: c.offset, length: c.length, hash: c.hash, data: Buffer.from(m.buffer, c.start, c.length) });
+        this.deliver(slot, job.file, m.region, m.chunks);
         return;
       }
       slot.job = undefined;
@@ -160,6 +180,33 @@ export class ChunkPool {
     return slot;
   }
 
+  private deliver(slot: Slot, file: PooledFile, region: number, chunks: { offset: number; start: number; length: number; hash: string }[]): void {
+    const mem = slot.memory!;
+    const at = mem.dataOffset + region * mem.regionSize;
+    const worker = slot.worker;
+    const free = (): void => worker.postMessage({ type: 'free', region } satisfies ToWorker);
+    if (!this.zeroCopy) {
+      for (const c of chunks) {
+        const data = Buffer.allocUnsafeSlow(c.length);
+        data.set(new Uint8Array(mem.buffer, at + c.start, c.length));
+        file.deliver({ offset: c.offset, length: c.length, hash: c.hash, data });
+      }
+      free();
+      return;
+    }
+    // The region goes back to its worker once every chunk in it was released.
+    let left = chunks.length;
+    for (const c of chunks) {
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        if (--left === 0) free();
+      };
+      file.deliver({ offset: c.offset, length: c.length, hash: c.hash, data: Buffer.from(mem.buffer, at + c.start, c.length), release });
+    }
+  }
+
   private dispatch(): void {
     for (const slot of this.slots) {
       if (slot.job || this.queue.length === 0) continue;
@@ -180,15 +227,15 @@ export class ChunkPool {
 }
 
 /** Starts worker.js next to this module; under tsx (running .ts sources) registers tsx in the worker first. */
-function startWorker(): Worker {
+function startWorker(setup: WorkerSetup): Worker {
   const self = import.meta.url;
   if (self.endsWith('.ts')) {
     // Development and tests run the TypeScript sources; tsx's --import hook does not
     // reach worker threads, so the worker registers it before loading worker.ts.
     const url = new URL('./worker.ts', self).href;
-    return new Worker(`require('tsx/esm/api').register(); import(${JSON.stringify(url)});`, { eval: true });
+    return new Worker(`require('tsx/esm/api').register(); import(${JSON.stringify(url)});`, { eval: true, workerData: setup });
   }
-  return new Worker(new URL('./worker.js', self));
+  return new Worker(new URL('./worker.js', self), { workerData: setup });
 }
 
 /** One file's chunks as they arrive from a worker. */

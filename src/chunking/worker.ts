@@ -1,30 +1,30 @@
 /**
- * Worker side of ChunkPool: chunks and hashes one file at a time and sends the
- * chunks back. Runs at most about `window` chunks ahead of the consumer, so a slow
- * consumer (an S3 upload) bounds the memory used.
- *
- * The file is read straight into the region of a GearScanner (4 MiB of WebAssembly
- * memory, where the boundary scan runs); each chunk is hashed in place, and the file's
- * content hash is built from the chunk digests (content-hash.ts), so every byte is
- * hashed once. Once no further chunk can be cut from the region, its finished part is
- * copied into one transferable buffer and sent with all its chunks in one message
- * (one memcpy per byte: WebAssembly memory cannot be transferred); the unfinished
- * tail (< maxSize) moves to the front of the region. The boundaries are exactly those
- * of Chunker (same cut rule: cut while at least maxSize bytes are buffered, then the
- * rest at end of file), which test/chunker.test.ts checks against the in-thread chunker.
+ * Worker side of ChunkPool: chunks and hashes one file at a time (RegionChunker; the
+ * chunks end up in regions of a shared memory the main thread reads them from) and sends the
+ * chunks of each region in one message; the main thread sends the region back
+ * ('free') once done with them. Runs at most about `window` chunks ahead of the
+ * consumer, and at most `regions` regions, so a slow consumer (an S3 upload) bounds
+ * the memory used. Also reads batches of small files (one chunk each) in one round trip.
  */
-import { createHash, hash as oneShotHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { ContentHasher, EMPTY_CONTENT_HASH } from './content-hash.js';
-import { resolveChunkerOptions, type ChunkerOptions } from './fastcdc.js';
-import { GearScanner } from './gear.js';
+import type { ChunkerOptions } from './fastcdc.js';
+import { READ, RegionChunker, RegionRing } from './region.js';
+
+/** What a worker is started with: its regions (count × size bytes of shared memory). */
+export interface WorkerSetup {
+  regions: number;
+  regionSize: number;
+}
 
 export type ToWorker =
   | { type: 'job'; id: number; path: string; options?: ChunkerOptions; window: number; plainSha256?: boolean }
   | { type: 'small'; id: number; files: SmallFileJob[] }
-  | { type: 'credit'; id: number; n: number };
+  | { type: 'credit'; id: number; n: number }
+  | { type: 'free'; region: number };
 
 /** A file expected to be one chunk, with the size and mtime the walk saw. */
 export interface SmallFileJob {
@@ -43,21 +43,30 @@ export type SmallFileResult =
   | { ok: false; changed: true }
   | { ok: false; changed: false; code?: string; message: string };
 
-/** Chunks of one region: views of `buffer` (transferred) at the given offsets in it. */
+/**
+ * 'memory' comes first: the shared memory whose region r holds bytes
+ * [dataOffset + r × regionSize, + regionSize). 'chunks': chunks of one region, at
+ * their start in it.
+ */
 export type FromWorker =
-  | { type: 'chunks'; id: number; buffer: ArrayBuffer; chunks: { offset: number; start: number; length: number; hash: string }[] }
+  | { type: 'memory'; memory: SharedArrayBuffer; dataOffset: number; regionSize: number }
+  | { type: 'chunks'; id: number; region: number; chunks: { offset: number; start: number; length: number; hash: string }[] }
   | { type: 'done'; id: number; size: number; hash: string; chunkCount: number; sha256?: string }
   | { type: 'small'; id: number; buffer: ArrayBuffer; files: SmallFileResult[] }
   | { type: 'error'; id: number; message: string; code?: string };
 
-/** Region size: at least 2 × maxSize, so a region always yields a chunk before it is full. */
-const REGION = 4 * 1024 * 1024;
-
 const port = parentPort;
 if (port) {
   const credits = new Map<number, { n: number; wake?: () => void }>();
+  const setup = workerData as WorkerSetup;
+  const ring = new RegionRing(setup.regions, setup.regionSize);
+  port.postMessage({ type: 'memory', memory: ring.memory, dataOffset: 0, regionSize: ring.size } satisfies FromWorker);
 
   port.on('message', (msg: ToWorker) => {
+    if (msg.type === 'free') {
+      ring.release(msg.region);
+      return;
+    }
     if (msg.type === 'credit') {
       const c = credits.get(msg.id);
       if (c) {
@@ -128,65 +137,29 @@ if (port) {
     send({ type: 'small', id, buffer: buf.buffer as ArrayBuffer, files: results }, [buf.buffer as ArrayBuffer]);
   }
 
-  /** One scanner per thread, reused by its files (jobs run one at a time per worker). */
-  let scanner: GearScanner | undefined;
-
   async function run(id: number, path: string, options?: ChunkerOptions, plainSha256?: boolean): Promise<void> {
     try {
-      const p = resolveChunkerOptions(options);
-      const regionSize = Math.max(REGION, 2 * p.maxSize);
-      if (!scanner || scanner.capacity < regionSize) scanner = new GearScanner(regionSize);
-      const sc = scanner;
-      const buf = sc.buf;
+      const rc = new RegionChunker(ring, options, plainSha256);
       const c = credits.get(id)!;
-      const content = new ContentHasher();
-      const plain = plainSha256 ? createHash('sha256') : undefined;
-      /** Chunked up to pos; valid bytes up to fill. */
-      let pos = 0;
-      let fill = 0;
-      /** File offset of buf[0]. */
-      let base = 0;
-      let chunkCount = 0;
-      let eof = false;
       const fh = await open(path, 'r');
       try {
-        while (!eof || pos < fill) {
-          while (!eof && fill < buf.length) {
-            const { bytesRead } = await fh.read(buf, fill, buf.length - fill, null);
-            if (bytesRead === 0) eof = true;
-            else {
-              plain?.update(buf.subarray(fill, fill + bytesRead));
-              fill += bytesRead;
-            }
-          }
-          const chunks: { offset: number; start: number; length: number; hash: string }[] = [];
-          while (fill - pos >= p.maxSize || (eof && pos < fill)) {
-            const end = sc.cut(pos, fill, p);
-            const digest = oneShotHash('sha256', buf.subarray(pos, end), 'buffer') as unknown as Buffer;
-            content.add(digest);
-            chunks.push({ offset: base + pos, start: pos, length: end - pos, hash: digest.toString('hex') });
-            pos = end;
-          }
-          chunkCount += chunks.length;
-          if (chunks.length) {
-            // allocUnsafeSlow: the copy owns its ArrayBuffer, so transferring it is safe.
-            const out = Buffer.allocUnsafeSlow(pos);
-            buf.copy(out, 0, 0, pos);
-            while (c.n <= 0) await new Promise<void>((r) => (c.wake = r));
-            c.n -= chunks.length;
-            send({ type: 'chunks', id, buffer: out.buffer as ArrayBuffer, chunks }, [out.buffer as ArrayBuffer]);
-          }
-          if (eof && pos === fill) break;
-          // The unfinished tail moves to the front of the region.
-          buf.copyWithin(0, pos, fill);
-          base += pos;
-          fill -= pos;
-          pos = 0;
+        for (let eof = false; !eof; ) {
+          const { bytesRead } = await fh.read(rc.buf, rc.fill, Math.min(READ, rc.buf.length - rc.fill), null);
+          eof = bytesRead === 0;
+          rc.filled(bytesRead);
+          rc.cut(eof);
+          if (!eof && rc.fill < rc.buf.length) continue;
+          const part = await rc.take(eof);
+          if (!part) continue;
+          while (c.n <= 0) await new Promise<void>((r) => (c.wake = r));
+          c.n -= part.chunks.length;
+          send({ type: 'chunks', id, region: part.region, chunks: part.chunks });
         }
       } finally {
         await fh.close();
       }
-      send({ type: 'done', id, size: base + fill, hash: content.digest(), chunkCount, sha256: plain?.digest('hex') });
+      const s = rc.summary();
+      send({ type: 'done', id, size: s.size, hash: s.hash, chunkCount: s.chunkCount, sha256: s.sha256 });
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       send({ type: 'error', id, message: err.message ?? String(e), code: err.code });

@@ -86,6 +86,8 @@ export type FileEntry = Pick<WalkEntry, 'abs' | 'size' | 'mtimeMs'> & { path?: s
 interface Pending {
   hash: string;
   data: Buffer;
+  /** Gives the chunk's bytes back to its worker (ChunkPool zeroCopy): once packed or found stored. */
+  release?: () => void;
 }
 
 /** One pgdv add (or blob put): session row, pack writer, chunk batches. */
@@ -293,16 +295,20 @@ export class IngestSession {
   private chunkPool(): ChunkPool {
     // A window of 128 chunks (~8 MiB at the default sizes, two of a worker's 4 MiB
     // regions) keeps the workers chunking while a batch is looked up and packed.
-    return (this.pool ??= new ChunkPool({ workers: this.opts.workers, chunker: this.opts.chunker, window: 128 }));
+    // zeroCopy: chunks stay in the workers' memory until packed or found stored. What
+    // this session holds at most: two batches (2 × 16 MiB), the pack writer's pending
+    // writes (1 MiB) and the window, about 12 regions of 4 MiB; 20 leave room for
+    // regions only partly released.
+    return (this.pool ??= new ChunkPool({ workers: this.opts.workers, chunker: this.opts.chunker, window: 128, zeroCopy: true, regions: 20 }));
   }
 
   /**
    * Queues a chunk; when the batch is full, asks PostgreSQL which are new and packs
    * those, and returns a promise to wait for (undefined otherwise: no promise per chunk).
    */
-  private addChunk(hash: string, data: Buffer): Promise<void> | undefined {
+  private addChunk(hash: string, data: Buffer, release?: () => void): Promise<void> | undefined {
     this.stats.chunks++;
-    this.batch.push({ hash, data });
+    this.batch.push({ hash, data, release });
     this.batchSize += data.length;
     if (this.batch.length < this.batchChunks && this.batchSize < this.batchBytes) return undefined;
     // Double buffering: the full batch is looked up and packed in the background
@@ -333,7 +339,10 @@ export class IngestSession {
       const fresh: Pending[] = [];
       for (const b of batch) {
         if (missing.has(b.hash)) fresh.push(b);
-        else this.markRegistered(b.hash);
+        else {
+          b.release?.();
+          this.markRegistered(b.hash);
+        }
       }
       const stored = await this.writer.addMany(fresh);
       this.stats.newBytes += stored.bytes;
@@ -496,7 +505,8 @@ export class IngestSession {
       try {
         for await (const c of f) {
           chunks.push(c.hash);
-          await this.addChunk(c.hash, c.data);
+          const wait = this.addChunk(c.hash, c.data, c.release);
+          if (wait) await wait;
         }
       } catch (e) {
         if (e instanceof ChunkFileError) throw unreadable(abs, Object.assign(new Error(e.message), { code: e.code }));

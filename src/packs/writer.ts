@@ -86,6 +86,16 @@ interface OpenPack {
   /** Chunks not yet written to the temp file: small chunks are written in ~1 MiB pieces, not one write each. */
   pending: Uint8Array[];
   pendingBytes: number;
+  /** Release callbacks of pending chunks (PackChunk.release), called once they are written. */
+  releases: (() => void)[];
+}
+
+/** A chunk to append: its SHA-256 (hex) and bytes, and what to call once the bytes are no longer needed. */
+export interface PackChunk {
+  hash: string;
+  data: Uint8Array;
+  /** Called once the bytes are written to the pack (or the chunk is skipped as already stored). */
+  release?: () => void;
 }
 
 const WRITE_BATCH = 1024 * 1024;
@@ -150,7 +160,7 @@ export class PackWriter {
    * many it stored and their bytes. One call for a batch costs one promise, not one
    * per chunk (100,000 small files are 100,000 chunks).
    */
-  addMany(chunks: readonly { hash: string; data: Uint8Array }[]): Promise<{ chunks: number; bytes: number }> {
+  addMany(chunks: readonly PackChunk[]): Promise<{ chunks: number; bytes: number }> {
     // Serialized: several files may be chunked concurrently (ChunkPool) and feed one
     // writer; entries' offsets must match the order bytes land in the pack file.
     const run = this.lock.then(() => this.addNow(chunks));
@@ -161,16 +171,20 @@ export class PackWriter {
     return run;
   }
 
-  private async addNow(chunks: readonly { hash: string; data: Uint8Array }[]): Promise<{ chunks: number; bytes: number }> {
+  private async addNow(chunks: readonly PackChunk[]): Promise<{ chunks: number; bytes: number }> {
     let stored = 0;
     let bytes = 0;
-    for (const { hash, data } of chunks) {
+    for (const { hash, data, release } of chunks) {
       this.throwIfFailed();
       if (this.finished) throw new Error('PackWriter.add called after finish: create a new PackWriter');
-      if (this.seen.has(hash)) continue;
+      if (this.seen.has(hash)) {
+        release?.();
+        continue;
+      }
       this.seen.add(hash);
       const p = this.current ?? (this.current = await this.openPack());
       p.pending.push(data);
+      if (release) p.releases.push(release);
       p.pendingBytes += data.length;
       if (p.pendingBytes >= WRITE_BATCH) await this.drain(p);
       p.hash?.update(data);
@@ -202,6 +216,7 @@ export class PackWriter {
     const p = this.current;
     this.current = undefined;
     if (p) {
+      for (const r of p.releases) r();
       await p.fh.close().catch(() => undefined);
       await unlink(p.file).catch(() => undefined);
     }
@@ -213,14 +228,20 @@ export class PackWriter {
     // Named after its owner (pid, start time), so a later ingest can tell a killed run's leftovers from a live one's.
     const file = path.join(this.tempDir, tempPackName());
     const fh = await open(file, 'wx');
-    return { file, fh, hash: this.store.putFile ? undefined : createHash('sha256'), size: 0, entries: [], pending: [], pendingBytes: 0 };
+    return { file, fh, hash: this.store.putFile ? undefined : createHash('sha256'), size: 0, entries: [], pending: [], pendingBytes: 0, releases: [] };
   }
 
   private async drain(p: OpenPack): Promise<void> {
     const bufs = p.pending;
+    const releases = p.releases;
     p.pending = [];
     p.pendingBytes = 0;
-    if (bufs.length) await writeAll(p.fh, bufs);
+    p.releases = [];
+    try {
+      if (bufs.length) await writeAll(p.fh, bufs);
+    } finally {
+      for (const r of releases) r();
+    }
   }
 
   private async seal(): Promise<void> {
