@@ -8,6 +8,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { VerifyResult } from '../src/api/verify.js'
 import { packKey } from '../src/packs/index.js'
 import { FsStore } from '../src/store/index.js'
 import { cli, type CliResult } from './helpers/cli.js'
@@ -18,15 +19,7 @@ let c: pg.Client
 const conn = () => ({ url: t.url, home: t.home })
 const run = <T = unknown>(args: string[]) => cli<T>(args, conn())
 
-interface Verified {
-  ok: boolean
-  rows: number
-  bad_rows: number
-  first_bad: Record<string, unknown> | null
-  content_hash: string
-  computed_hash: string
-  files_checked: number | null
-}
+type Verified = VerifyResult
 
 beforeAll(async () => {
   t = await freshDatabase()

@@ -18,7 +18,7 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import type { Db } from '../db/db.js';
 import { PgdvError } from '../lib/errors.js';
-import { removeStaleTempPacks } from '../packs/temp.js';
+import { processAlive, removeStaleTempPacks } from '../packs/temp.js';
 import { FsStore, StoreError, type ObjectStore } from '../store/index.js';
 import { FilesLock } from './lock.js';
 import { storeError } from './store.js';
@@ -220,16 +220,6 @@ async function failDeadSessions(c: pg.ClientBase): Promise<number> {
   if (dead.length === 0) return 0;
   const res = await c.query(`UPDATE dv_files.ingest_sessions SET state = 'failed', finished_at = now() WHERE id = ANY($1::bigint[]) AND state = 'running'`, [dead]);
   return res.rowCount ?? 0;
-}
-
-function processAlive(pid: number | null): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -30,10 +30,9 @@ import { PackWriter, packKey, readPackIndex, type SealedPack } from '../packs/in
 import { StoreError, type ObjectStore } from '../store/index.js';
 import { copyRows } from './copy.js';
 import { FilesLock, INGEST_LOCK_WAIT_MS, ingestLabel } from './lock.js';
-import { removeStaleTempPacks } from '../packs/temp.js';
+import { processAlive, removeStaleTempPacks } from '../packs/temp.js';
 import { storeError } from './store.js';
 import type { WalkEntry } from './walk.js';
-
 
 export interface IngestOptions {
   db: Db;
@@ -612,16 +611,6 @@ export async function writeContentRows(
 }
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-
-function processAlive(pid: number | null): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function unreadable(abs: string, e: unknown): PgdvError {
   const code = (e as NodeJS.ErrnoException).code;

@@ -123,3 +123,14 @@ export async function removeStaleTempPacks(dir: string, options: { dryRun?: bool
   }
   return out;
 }
+
+/** Whether a process with this pid exists on this host (EPERM: it does, as another user's). */
+export function processAlive(pid: number | null): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
