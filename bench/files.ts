@@ -354,6 +354,7 @@ async function chunkBench(size: number): Promise<{ sha: number; cdcJs: number; c
   const ring = new RegionRing(2, regionSize());
   const region = await best(3, async () => {
     const rc = new RegionChunker(ring);
+    await rc.open();
     let o = 0;
     for (let eof = false; !eof; ) {
       const n = Math.min(READ, rc.buf.length - rc.fill, size - o);
@@ -363,9 +364,11 @@ async function chunkBench(size: number): Promise<{ sha: number; cdcJs: number; c
       eof = o >= size;
       rc.cut(eof);
       if (!eof && rc.fill < rc.buf.length) continue;
-      const part = await rc.take(eof);
+      const part = rc.take(eof);
       if (part) ring.release(part.region);
+      if (!eof) await rc.advance();
     }
+    rc.close();
     rc.summary();
   });
   return { sha: mbps(size, sha), cdcJs: mbps(size, cdcJs), cdcWasm: mbps(size, cdcWasm), region: mbps(size, region) };
