@@ -3,7 +3,7 @@
  * time, straight into a GearScanner's region (WebAssembly memory, where the boundary
  * scan runs); each chunk is hashed in place while still in the CPU's cache, and the
  * file's content hash is built from the chunk digests (content-hash.ts), so every
- * byte is read once, scanned over ~39% of it and hashed once. A full region's chunks
+ * byte is read once, scanned over ~29% of it and hashed once. A full region's chunks
  * are copied, each right after it is hashed, into a region of a SharedArrayBuffer
  * ring that the main thread reads the chunks from as views, and gives back once
  * done with them.
