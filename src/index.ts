@@ -50,3 +50,5 @@ export {
   type AddFilesInput, type AddFilesResult, type CheckoutFilesInput, type CheckoutFilesResult, type CatFileInput,
   type PutBlobInput, type GetBlobInput, type BlobResult, type StorageStatsRow,
 } from './api/files.js'
+export { gc, DEFAULT_GRACE_MS, type GcInput, type GcResult, type GcPack } from './api/gc.js'
+export { verifyVersion, type VerifyInput, type VerifyResult } from './api/verify.js'

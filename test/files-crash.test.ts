@@ -1,7 +1,8 @@
 // Crash safety of `add`: a child process ingesting a folder is SIGKILLed at random
 // moments (at least 20 times). After each kill no new version is visible and every
-// registered pack is in the store; a final run completes, resumes from what the
-// killed runs stored, and checks out byte for byte.
+// registered pack is in the store, and the temp packs of earlier killed runs are gone
+// (each run removes those of dead processes); a final run completes, resumes from what
+// the killed runs stored, leaves no temp pack, and checks out byte for byte.
 
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -39,6 +40,7 @@ afterAll(async () => {
 })
 
 interface Run {
+  pid: number
   code: number | null
   signal: NodeJS.Signals | null
   stdout: string
@@ -64,9 +66,15 @@ function runChild(killAfterMs?: number, dataset = 'crashy', dir = src): Promise<
     child.on('error', reject)
     child.on('exit', (code, signal) => {
       if (code !== 0 && signal === null) reject(new Error(`child failed (${code}): ${stderr}`))
-      else resolve({ code, signal, stdout, ms: Date.now() - (readyAt || t0) })
+      else resolve({ pid: child.pid!, code, signal, stdout, ms: Date.now() - (readyAt || t0) })
     })
   })
+}
+
+/** Temp packs in the home's tmp folder, by the pid their name carries. */
+async function tempPacks(): Promise<{ name: string; pid: number }[]> {
+  const names = await fs.readdir(path.join(t.home, 'tmp')).catch(() => [] as string[])
+  return names.filter((n) => /^pack-.*\.tmp$/.test(n)).map((name) => ({ name, pid: Number(/-p(\d+)-/.exec(name)?.[1] ?? /^pack-(\d+)-/.exec(name)?.[1]) }))
 }
 
 async function versions(): Promise<number> {
@@ -83,17 +91,25 @@ describe('add killed at random moments', () => {
     for (const n of await fs.readdir(src)) await fs.writeFile(path.join(probe, n), randomBytes((await fs.stat(path.join(src, n))).size))
     await createDataset(pgdv, { name: 'probe', kind: 'files' })
     const full = await runChild(undefined, 'probe', probe)
+    const probeStored = Number((await pgdv.db.one<{ b: string }>('SELECT coalesce(sum(length), 0) AS b FROM dv_files.chunks')).b)
     await fs.rm(probe, { recursive: true, force: true })
 
     let completed = 0
     let kills = 0
+    let leftBehind = 0
     for (let attempt = 0; kills < KILLS && attempt < KILLS * 3; attempt++) {
-      // Kill points spread over what is left of the ingest: resumed runs get shorter.
-      const storedNow = Number((await pgdv.db.one<{ b: string }>('SELECT coalesce(sum(length), 0) AS b FROM dv_files.chunks')).b)
-      const left = Math.max(0.1, 1 - storedNow / (2 * total))
+      // Kill points spread over what is left of the ingest: resumed runs get shorter. (The
+      // probe's chunks are registered too, and are not part of this ingest.)
+      const storedNow = Number((await pgdv.db.one<{ b: string }>('SELECT coalesce(sum(length), 0) AS b FROM dv_files.chunks')).b) - probeStored
+      const left = Math.max(0.1, 1 - storedNow / total)
       const r = await runChild(Math.floor(Math.random() * full.ms * left))
       if (r.code === 0) completed++
       else kills++
+      // Each run that got as far as starting its ingest removed the temp packs of the runs
+      // killed before it: what remains belongs to one run at most (the last to start).
+      const temps = await tempPacks()
+      expect(new Set(temps.map((f) => f.pid)).size, `temp packs of several killed runs: ${temps.map((f) => f.name).join(', ')}`).toBeLessThanOrEqual(1)
+      leftBehind += temps.length
       // Only a run that finished may have made the one version.
       expect(await versions()).toBe(completed > 0 ? 2 : 1)
       // Nothing registered points to a missing pack.
@@ -103,7 +119,7 @@ describe('add killed at random moments', () => {
     }
     expect(kills).toBeGreaterThanOrEqual(KILLS)
     const stored = await pgdv.db.one<{ b: string }>("SELECT coalesce(sum(c.length), 0) AS b FROM dv_files.chunks c")
-    console.log(`crash test: ${kills} kills, ${completed} completed, full run ${full.ms} ms, ${stored.b} bytes registered before the final run`)
+    console.log(`crash test: ${kills} kills, ${completed} completed, full run ${full.ms} ms, ${stored.b} bytes registered before the final run, ${leftBehind} temp packs left by killed runs (each removed by the next run)`)
     const final = await runChild()
     expect(final.code).toBe(0)
     const result = JSON.parse(final.stdout.split('\n')[1]!) as { created: boolean; new_bytes: number; bytes: number }
@@ -113,6 +129,7 @@ describe('add killed at random moments', () => {
       expect(result.new_bytes).toBeLessThanOrEqual(result.bytes - (Number(stored.b) - total))
     }
     expect(await versions()).toBe(2)
+    expect(await tempPacks(), 'temp packs after the final run').toEqual([])
     // The killed runs' sessions were found dead and marked failed; nothing is left 'uploading' as live.
     const sessions = await pgdv.db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM dv_files.ingest_sessions GROUP BY state ORDER BY state')
     expect(sessions.find((r) => r.state === 'running')).toBeUndefined()

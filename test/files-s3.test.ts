@@ -108,7 +108,7 @@ describe('S3 store through the CLI', () => {
     await fs.writeFile(file, randomBytes(1000))
     const put = await cli(['blob', 'put', file], c)
     expect(put.exitCode).toBe(1)
-    expect(put.stderr).toMatch(/^Error: uploading a pack: .*no-such-bucket does not exist.*Create the bucket/)
+    expect(put.stderr).toMatch(/^Error: uploading pack [0-9a-f]{12} to s3:\/\/no-such-bucket\/x failed: bucket no-such-bucket does not exist.*Create the bucket/)
     const after = await cli<{ logical_bytes: number }>(['stats', '--json'], c)
     expect(after.json!.logical_bytes).toBe(before.json!.logical_bytes)
     await fs.rm(home, { recursive: true, force: true })

@@ -216,6 +216,20 @@ describe('modes, formats and sources', () => {
     expect((await fs.readFile(out, 'utf8')).trim().split('\n').sort()).toEqual(['{"kind":"click","n":1}', '{"kind":"click","n":1}', '{"kind":"view","n":2}'])
   })
 
+  it('--mode apply: one CSV of upserts and deletions (a _dv_delete column) makes one version', async () => {
+    await run(['dataset', 'create', 'stock', '--key', 'sku'])
+    await run(['commit', 'stock', await file('s1.csv', 'sku,qty\na,1\nb,2\nc,3\n')])
+    const before = await versions('stock')
+    const r = await run<Commit>(['commit', 'stock', await file('s2.csv', 'sku,qty,_dv_delete\na,1,\nb,20,false\nc,,true\nd,4,\n'), '--mode', 'apply', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json).toMatchObject({ created: true, added: '1', removed: '1', modified: '1', row_count: '3' })
+    expect(await versions('stock')).toBe(before + 1)
+    expect(await rowsOf('stock')).toEqual([{ qty: 1, sku: 'a' }, { qty: 20, sku: 'b' }, { qty: 4, sku: 'd' }])
+    // _dv_delete is not data: the dataset's schema has no such column.
+    const { rows } = await c.query("SELECT column_name FROM dv.dataset_columns('stock')")
+    expect(rows.map((x) => x.column_name)).toEqual(['sku', 'qty'])
+  })
+
   it('CSV options: TAB delimiter, another quote, a NULL marker, no header with --columns', async () => {
     await run(['dataset', 'create', 'tsv'])
     const r = await run<Commit>([

@@ -71,6 +71,52 @@ describe('commit modes', () => {
   })
 })
 
+describe('mode apply and the first commit', () => {
+  it('applies a mixed change set (upserts and _dv_delete rows) as one version', async () => {
+    await q("SELECT * FROM dv.dataset_create('mixed', p_key_columns => ARRAY['id'])")
+    await commit('mixed', [{ id: 1, label: 'a' }, { id: 2, label: 'b' }, { id: 3, label: 'c' }], { columns: 'id bigint, label text' })
+    const [{ stage }] = await q<{ stage: string }>("SELECT dv.stage('mixed') AS stage")
+    await q(`ALTER TABLE ${stage} ADD COLUMN _dv_delete boolean`)
+    // 1 unchanged, 2 modified, 3 deleted, 4 added, 99 a deletion of a key that is not there.
+    await q(`INSERT INTO ${stage} (id, label, _dv_delete) VALUES (1, 'a', NULL), (2, 'B', false), (3, NULL, true), (4, 'd', false), (99, NULL, true)`)
+    const [v] = await q(`SELECT * FROM dv.commit('mixed', '${stage}', p_mode => 'apply')`)
+    expect(v).toMatchObject({ created: true, added: '1', removed: '1', modified: '1', row_count: '3' })
+    expect(await rows('mixed')).toEqual([{ id: 1, label: 'a' }, { id: 2, label: 'B' }, { id: 4, label: 'd' }])
+    expect(await q("SELECT change, key FROM dv.diff('mixed', 'main~1', 'main') ORDER BY key->>'id'")).toEqual([
+      { change: 'modified', key: { id: 2 } }, { change: 'removed', key: { id: 3 } }, { change: 'added', key: { id: 4 } },
+    ])
+    // The same contents committed whole have the same content hash.
+    await q("SELECT * FROM dv.dataset_create('mixed_whole', p_key_columns => ARRAY['id'])")
+    const whole = await commit('mixed_whole', [{ id: 1, label: 'a' }, { id: 2, label: 'B' }, { id: 4, label: 'd' }], { columns: 'id bigint, label text' })
+    expect(whole.content_hash).toBe((v as { content_hash: string }).content_hash)
+    // Without a _dv_delete column, apply is an upsert.
+    expect(await commit('mixed', [{ id: 5, label: 'e' }], { mode: 'apply' })).toMatchObject({ added: '1', row_count: '4' })
+    await q("SELECT * FROM dv.dataset_create('mixed_keyless')")
+    await commit('mixed_keyless', [{ x: 1 }], { columns: 'x int' })
+    await expect(commit('mixed_keyless', [{ x: 1 }], { mode: 'apply' })).rejects.toThrow(/has no key, so mode apply does not apply/)
+  })
+
+  it('a delete on an empty dataset changes nothing and gives it no schema; a delete adds no columns', async () => {
+    await q("SELECT * FROM dv.dataset_create('empty_del', p_key_columns => ARRAY['id'])")
+    const none = await commit('empty_del', [{ id: 1 }], { columns: 'id bigint', mode: 'delete' })
+    expect(none).toMatchObject({ created: false, row_count: '0' })
+    expect(await q("SELECT * FROM dv.dataset_columns('empty_del')")).toEqual([])
+    await commit('empty_del', [{ id: 1, label: 'a' }, { id: 2, label: 'b' }], { columns: 'id bigint, label text' })
+    const del = await commit('empty_del', [{ id: 2, extra: 'x' }], { columns: 'extra text', mode: 'delete' })
+    expect(del).toMatchObject({ created: true, removed: '1', row_count: '1' })
+    expect((await q<{ column_name: string }>("SELECT column_name FROM dv.dataset_columns('empty_del')")).map((r) => r.column_name)).toEqual(['id', 'label'])
+  })
+
+  it('a first commit that repeats a key names it and commits nothing', async () => {
+    await q("SELECT * FROM dv.dataset_create('first_dup', p_key_columns => ARRAY['k'])")
+    await expect(commit('first_dup', [{ k: 7, v: 1 }, { k: 8, v: 1 }, { k: 7, v: 2 }], { columns: 'k int, v int' }))
+      .rejects.toThrow(/dataset "first_dup" repeat key \{"k": 7\} \(1 duplicated key\(s\)\)/)
+    await expect(commit('first_dup', [{ k: null, v: 1 }], { columns: 'k int, v int' })).rejects.toThrow(/NULL key column/)
+    expect(await q("SELECT count(*)::int AS n FROM dv.versions v JOIN dv.datasets d ON d.id = v.dataset_id WHERE d.name = 'first_dup'")).toEqual([{ n: 1 }])
+    expect(await q("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'dv_rows' AND tablename LIKE 'd' || (SELECT id FROM dv.datasets WHERE name = 'first_dup') || '\\_%'")).toEqual([{ n: 0 }])
+  })
+})
+
 describe('bad input: clear error, nothing committed', () => {
   it('duplicate keys, NULL keys, missing key column, unknown dataset/branch, tag exists, wrong mode', async () => {
     await q("SELECT * FROM dv.dataset_create('bad', p_key_columns => ARRAY['k1', 'k2'])")

@@ -1,4 +1,4 @@
-// Property test: random sequences of commits (inserts, updates, deletes in every mode),
+// Property test: random sequences of commits (inserts, updates, deletes in every mode, apply included),
 // branches and merges, checked against an independent in-memory model. At every version
 // dv.rows equals the model, and for many pairs (a, b) applying dv.diff(a, b) to a gives b.
 // Seeded: a failure prints the seed and the last operations to replay it.
@@ -32,7 +32,7 @@ function rng(seed: number): () => number {
   }
 }
 
-interface Row { id: number; v: number; s: string | null }
+interface Row { id: number; v?: number; s?: string | null; _dv_delete?: boolean }
 type Content = Map<string, { row: Row; n: number }>
 interface Version { parents: string[]; content: Content }
 
@@ -58,7 +58,7 @@ async function runModel(dataset: string, keyed: boolean, ops: number, seed: numb
   const versions = new Map<string, Version>([[root, { parents: [], content: new Map() }]])
   const branches = new Map<string, string>([['main', root]])
   const log: string[] = []
-  await c.query('CREATE TEMP TABLE IF NOT EXISTS st (id int, v int, s text)')
+  await c.query('CREATE TEMP TABLE IF NOT EXISTS st (id int, v int, s text, _dv_delete boolean)')
   let first = true
   let done = 0
 
@@ -129,7 +129,7 @@ async function runModel(dataset: string, keyed: boolean, ops: number, seed: numb
         const branch = pick([...branches.keys()])
         const head = branches.get(branch) as string
         const cur = (versions.get(head) as Version).content
-        const modes = keyed ? ['replace', 'append', 'upsert', 'delete'] : ['replace', 'append', 'delete']
+        const modes = keyed ? ['replace', 'append', 'upsert', 'delete', 'apply'] : ['replace', 'append', 'delete']
         const mode = pick(modes)
         let staged: Row[] = []
         const next: Content = new Map([...cur].map(([k, v]) => [k, { ...v }]))
@@ -161,6 +161,28 @@ async function runModel(dataset: string, keyed: boolean, ops: number, seed: numb
             if (staged.some((s) => s.id === row.id)) continue
             staged.push(row)
             next.set(idOf(row, keyed), { row, n: 1 })
+          }
+        } else if (mode === 'apply') {
+          // Upserts and deletions in one staging table; some deletions name absent keys.
+          for (let i = 0; i < k; i++) {
+            const y = r()
+            const existing = [...next.keys()]
+            if (y < 0.4 && existing.length) {
+              const id = Number(pick(existing))
+              if (staged.some((s) => s.id === id)) continue
+              staged.push({ id, _dv_delete: true })
+              next.delete(String(id))
+            } else {
+              const row = randRow()
+              if (staged.some((s) => s.id === row.id)) continue
+              if (y < 0.5) {
+                staged.push({ id: row.id, _dv_delete: true })
+                next.delete(idOf(row, keyed))
+              } else {
+                staged.push(row)
+                next.set(idOf(row, keyed), { row, n: 1 })
+              }
+            }
           }
         } else {
           for (let i = 0; i < k; i++) {

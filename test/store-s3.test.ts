@@ -157,6 +157,14 @@ describe('S3Store on s3rver', () => {
     await expect(s.head('k')).rejects.toMatchObject({ code: 'network' });
   });
 
+  it('retries an unreachable endpoint with backoff, then says how many attempts over how long', async () => {
+    const s = makeStore({ endpoint: 'http://127.0.0.1:1', maxAttempts: 3, retryBaseMs: 10 });
+    const err = await s.put('k', Buffer.from('x')).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).code).toBe('network');
+    expect((err as StoreError).message).toMatch(/^could not reach the S3 endpoint http:\/\/127\.0\.0\.1:1 to upload k \(ECONNREFUSED, 3 attempts over \d+ s\)$/);
+  });
+
   it('probes write, read, list and delete', async () => {
     const r = await makeStore().probe();
     expect(r.failed).toBeUndefined();
@@ -185,6 +193,21 @@ describe('S3Store on s3rver', () => {
     const parts: Buffer[] = [];
     for await (const { data: d } of new PackReader(s).readChunks(chunks.map((c) => where.get(c.hash)!))) parts.push(d);
     expect(Buffer.concat(parts).equals(data)).toBe(true);
+    await rm(tempDir, { recursive: true, force: true });
+  });
+
+  it('reads a one-byte chunk at the start of a pack (s3rver answers bytes=0-0 with the whole object)', async () => {
+    const s = makeStore({ prefix: 'one-byte' });
+    const tempDir = await mkdtemp(path.join(tmpdir(), 'pgdv-s3-one-'));
+    const w = new PackWriter({ store: s, tempDir });
+    const one = Buffer.from('x');
+    const more = randomBytes(5000);
+    await w.add(sha(one), one);
+    await w.add(sha(more), more);
+    const [p] = await w.finish();
+    const got: Buffer[] = [];
+    for await (const { data } of new PackReader(s).readChunks([{ hash: sha(one), packId: p!.packId, offset: 0, length: 1 }])) got.push(data);
+    expect(got).toEqual([one]);
     await rm(tempDir, { recursive: true, force: true });
   });
 });

@@ -15,12 +15,12 @@ import type { ChunkerOptions } from '../chunking/index.js'
 import { PgdvError, toPgdvError } from '../lib/errors.js'
 import { createProgress } from '../lib/progress.js'
 import { PackReader } from '../packs/index.js'
-import type { ObjectStore } from '../store/index.js'
+import { StoreError, type ObjectStore } from '../store/index.js'
 import { checkoutRows, chunkRefs, contentSizes, streamContent, type CheckoutStats, type FileRow } from '../files/checkout.js'
 import { copyRows } from '../files/copy.js'
 import { IngestSession, type IngestStats } from '../files/ingest.js'
-import { openHomeStore } from '../files/store.js'
 import { cachedHash, loadStatCache, saveStatCache } from '../files/statcache.js'
+import { openHomeStore, storeError } from '../files/store.js'
 import { walk, type WalkEntry } from '../files/walk.js'
 import type { Pgdv } from './client.js'
 import type { CommitResult } from './rows.js'
@@ -71,12 +71,12 @@ export interface AddFilesResult {
   warnings: string[]
 }
 
-interface DatasetRow {
+export interface DatasetRow {
   id: string
   kind: string
 }
 
-async function filesDataset(pgdv: Pgdv, name: string): Promise<DatasetRow> {
+export async function filesDataset(pgdv: Pgdv, name: string): Promise<DatasetRow> {
   const rows = await pgdv.db.query<DatasetRow>('SELECT id, kind FROM dv.datasets WHERE name = $1::text', [name])
   if (rows.length === 0) {
     throw new PgdvError(`dataset "${name}" does not exist`, { kind: 'not_found', hint: `Create it with \`pgdv dataset create ${name} --files\`` })
@@ -87,7 +87,7 @@ async function filesDataset(pgdv: Pgdv, name: string): Promise<DatasetRow> {
   return rows[0]
 }
 
-function storeOf(pgdv: Pgdv, ctx: FilesContext): { store: ObjectStore; owned: boolean } {
+export function storeOf(pgdv: Pgdv, ctx: FilesContext): { store: ObjectStore; owned: boolean } {
   if (ctx.store) return { store: ctx.store, owned: false }
   return { store: openHomeStore(pgdv.home, pgdv.config), owned: true }
 }
@@ -152,7 +152,8 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
   } catch (e) {
     bar.stop()
     await session?.abort()
-    throw toPgdvError(e)
+    // A failed upload can surface from any file's chunk batch, not only from finish(): the same line either way.
+    throw e instanceof StoreError ? storeError(e) : toPgdvError(e)
   } finally {
     if (owned) await store.close?.()
   }
@@ -240,7 +241,7 @@ async function recordSummary(c: pg.ClientBase, dataset: string, datasetId: strin
 }
 
 /** Streams the file rows of a version, ordered by path, through COPY (never all in memory). */
-async function* versionRows(pgdv: Pgdv, dataset: string, ref: string, where?: { path: string }): AsyncGenerator<FileRow> {
+export async function* versionRows(pgdv: Pgdv, dataset: string, ref: string, where?: { path: string }): AsyncGenerator<FileRow> {
   // An empty version (the root of a new dataset has no columns at all) holds no files.
   const { n } = await pgdv.db.one<{ n: string }>('SELECT row_count AS n FROM dv.versions WHERE id = dv.resolve_ref(p_dataset => $1::text, p_ref => $2::text)', [dataset, ref])
   if (Number(n) === 0) return
@@ -383,7 +384,8 @@ export async function putBlob(pgdv: Pgdv, input: PutBlobInput): Promise<BlobResu
     return { hash: rec.hash, sha256: rec.sha256!, size: rec.size, new_bytes: stats.newBytes }
   } catch (e) {
     await session?.abort()
-    throw toPgdvError(e)
+    // A failed upload can surface from any file's chunk batch, not only from finish(): the same line either way.
+    throw e instanceof StoreError ? storeError(e) : toPgdvError(e)
   } finally {
     if (owned) await store.close?.()
   }

@@ -98,6 +98,9 @@ async function relationColumns(q: pg.ClientBase, relation: string): Promise<Colu
 }
 
 /** New columns for dv.stage: all of them for a dataset without a schema, else those it lacks. */
+/** The staging column that marks a row of a mode-apply commit as a deletion of its key. */
+export const DELETE_COLUMN = '_dv_delete'
+
 export function planColumns(input: ColumnInfo[] | string[], existing: ColumnInfo[], declared: ColumnDef[], infer: (names: string[]) => ColumnDef[]): ColumnDef[] {
   const names = input.map((c) => (typeof c === 'string' ? c : c.name))
   const known = new Set(existing.map((c) => c.name))
@@ -105,7 +108,9 @@ export function planColumns(input: ColumnInfo[] | string[], existing: ColumnInfo
   const byName = new Map(declared.map((d) => [d.name, d]))
   const typed = new Map(input.filter((c): c is ColumnInfo => typeof c !== 'string').map((c) => [c.name, c.type]))
   const toInfer = missing.filter((n) => !byName.has(n) && !typed.has(n))
-  const inferred = new Map(infer(toInfer).map((d) => [d.name, d]))
+  // _dv_delete (mode apply) is not data: it marks deletions and is always boolean.
+  if (toInfer.includes(DELETE_COLUMN)) byName.set(DELETE_COLUMN, { name: DELETE_COLUMN, type: 'boolean' })
+  const inferred = new Map(infer(toInfer.filter((n) => n !== DELETE_COLUMN)).map((d) => [d.name, d]))
   return missing.map((n) => byName.get(n) ?? (typed.has(n) ? { name: n, type: typed.get(n)! } : inferred.get(n)!))
 }
 

@@ -50,7 +50,7 @@ export interface AliasMove {
 export interface RegisterModelInput {
   model: string
   run?: string | number
-  /** SHA-256 of the artifact (hex, optionally sha256:-prefixed), e.g. from putBlob. */
+  /** The artifact's content hash from putBlob (`hash`: gc keeps what it names), or the SHA-256 of an artifact stored elsewhere (hex, optionally sha256:-prefixed). */
   artifactHash?: string
   artifactUri?: string
   /** Default: the run's latest metrics. */

@@ -10,7 +10,8 @@ import { from as copyFrom } from 'pg-copy-streams'
 import { PgdvError, toPgdvError } from '../lib/errors.js'
 import type { Pgdv } from './client.js'
 
-export type CommitMode = 'replace' | 'append' | 'upsert' | 'delete'
+/** How staged rows change a branch; `apply` upserts, and rows with a true `_dv_delete` delete their key. */
+export type CommitMode = 'replace' | 'append' | 'upsert' | 'delete' | 'apply'
 
 export interface CommitResult {
   version_id: string

@@ -15,7 +15,8 @@ its line number unless --reject-file sets bad rows aside. A dataset without a sc
 column types from a sample of the input (or --columns); new columns in the input are added.
 
 Modes: replace (the file is the whole new contents), append, upsert (by key), delete (the file
-lists keys to remove). A commit that changes nothing creates no version unless --force.`
+lists keys to remove), apply (upsert; rows whose _dv_delete column is true delete their key).
+A commit that changes nothing creates no version unless --force.`
   static examples = [
     '<%= config.bin %> commit flights flights.csv -m "January"',
     '<%= config.bin %> commit flights fixes.jsonl --mode upsert --branch cleanup',
@@ -24,6 +25,7 @@ lists keys to remove). A commit that changes nothing creates no version unless -
     "<%= config.bin %> commit flights raw.csv --columns 'flight_id bigint, delay numeric(6,1)'",
     '<%= config.bin %> commit flights --from-query "SELECT * FROM staging.flights WHERE day = current_date"',
     '<%= config.bin %> commit flights --from-table public.flights_import --mode append --json',
+    '<%= config.bin %> commit flights changes.csv --mode apply   # a _dv_delete column marks deletions',
   ]
 
   static args = {
@@ -33,7 +35,11 @@ lists keys to remove). A commit that changes nothing creates no version unless -
 
   static flags = {
     format: Flags.string({ description: 'input format (default: from the file extension)', options: ['csv', 'jsonl', 'parquet'] }),
-    mode: Flags.string({ description: 'how the input changes the branch', options: ['replace', 'append', 'upsert', 'delete'], default: 'replace' }),
+    mode: Flags.string({
+      description: 'how the input changes the branch (apply: upsert, and rows whose _dv_delete column is true delete their key)',
+      options: ['replace', 'append', 'upsert', 'delete', 'apply'],
+      default: 'replace',
+    }),
     branch: Flags.string({ char: 'b', description: 'branch to commit on', default: 'main' }),
     tag: Flags.string({ char: 't', description: 'also tag the new version' }),
     message: Flags.string({ char: 'm', description: 'commit message' }),

@@ -29,9 +29,10 @@ import { PgdvError, toPgdvError } from '../lib/errors.js';
 import { PackWriter, packKey, readPackIndex, type SealedPack } from '../packs/index.js';
 import { StoreError, type ObjectStore } from '../store/index.js';
 import { copyRows } from './copy.js';
+import { FilesLock, INGEST_LOCK_WAIT_MS, ingestLabel } from './lock.js';
+import { processAlive, removeStaleTempPacks } from '../packs/temp.js';
 import { storeError } from './store.js';
 import type { WalkEntry } from './walk.js';
-
 
 export interface IngestOptions {
   db: Db;
@@ -123,6 +124,8 @@ export class IngestSession {
   private constructor(
     private readonly opts: IngestOptions,
     readonly sessionId: string,
+    /** The files lock, shared: gc cannot run until this session ends (src/files/lock.ts). */
+    private readonly lock: FilesLock,
   ) {
     this.batchChunks = opts.batchChunks ?? 1024;
     this.batchBytes = opts.batchBytes ?? 16 * 1024 * 1024;
@@ -139,13 +142,21 @@ export class IngestSession {
   }
 
   static async start(opts: IngestOptions): Promise<IngestSession> {
-    const { id } = await opts.db.one<{ id: string }>(
-      `INSERT INTO dv_files.ingest_sessions (dataset_id, purpose, pid, host) VALUES ($1::bigint, $2::text, $3::int, $4::text) RETURNING id`,
-      [opts.datasetId ?? null, opts.purpose, process.pid, hostname()],
-    );
-    const s = new IngestSession(opts, id);
-    await s.recover();
-    return s;
+    const lock = await FilesLock.acquire(opts.db, 'ingest', INGEST_LOCK_WAIT_MS, ingestLabel());
+    try {
+      const { id } = await opts.db.one<{ id: string }>(
+        `INSERT INTO dv_files.ingest_sessions (dataset_id, purpose, pid, host) VALUES ($1::bigint, $2::text, $3::int, $4::text) RETURNING id`,
+        [opts.datasetId ?? null, opts.purpose, process.pid, hostname()],
+      );
+      const s = new IngestSession(opts, id, lock);
+      await s.recover();
+      // Temp packs of killed ingests (their process is gone); live ones' are left alone.
+      await removeStaleTempPacks(opts.tempDir);
+      return s;
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
   }
 
   /**
@@ -172,7 +183,9 @@ export class IngestSession {
       let head;
       try {
         head = await this.opts.store.head(packKey(r.pack_id));
-      } catch {
+      } catch (e) {
+        // Store unreachable (it already retried): leave the rest for the next run; the upload will say what failed.
+        if (e instanceof StoreError && e.code === 'network') break;
         continue;
       }
       if (!head) {
@@ -256,9 +269,13 @@ export class IngestSession {
     });
   }
 
-  /** Pack row and its chunk rows in one transaction: a chunk row never points to an unknown pack. */
+  /**
+   * Pack row and its chunk rows in one transaction: a chunk row never points to an
+   * unknown pack. On the files lock's connection, so a pack is only registered while
+   * gc cannot run (src/files/lock.ts).
+   */
   private async register(p: SealedPack, chunkBytes: number): Promise<void> {
-    await this.opts.db.tx(async (c) => {
+    await this.lock.tx(async (c) => {
       const ins = await c.query(
         `INSERT INTO dv_files.packs (id, object_key, size, chunk_count, chunk_bytes) VALUES ($1::text, $2::text, $3::bigint, $4::int, $5::bigint) ON CONFLICT DO NOTHING`,
         [p.packId, packKey(p.packId), p.size, p.entries.length, chunkBytes],
@@ -532,6 +549,7 @@ export class IngestSession {
 
   async end(state: 'committed' | 'failed'): Promise<void> {
     await this.opts.db.query(`UPDATE dv_files.ingest_sessions SET state = $2::text, finished_at = now() WHERE id = $1::bigint`, [this.sessionId, state]).catch(() => undefined);
+    await this.lock.release();
   }
 
   async abort(): Promise<void> {
@@ -594,16 +612,6 @@ export async function writeContentRows(
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
-function processAlive(pid: number | null): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function unreadable(abs: string, e: unknown): PgdvError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new PgdvError(`${abs} disappeared while being added`, { kind: 'conflict', hint: 'Run the command again', cause: e });
@@ -615,7 +623,7 @@ function unreadable(abs: string, e: unknown): PgdvError {
 }
 
 function wrapStore(e: unknown): unknown {
-  if (e instanceof StoreError) return storeError(e, 'uploading a pack');
+  if (e instanceof StoreError) return storeError(e); // the pack writer's message names the pack and the store
   if (e instanceof PgdvError) return e;
   if ((e as { severity?: string }).severity) return toPgdvError(e);
   return e;

@@ -32,6 +32,21 @@ export function s3Settings(cfg: S3Settings | undefined, env: NodeJS.ProcessEnv):
   };
 }
 
+/**
+ * PGDV_S3_MAX_ATTEMPTS: attempts per S3 operation before a network failure is
+ * reported (default 6: about 15 s of backoff); raise it on a flaky link, lower it to
+ * fail fast. Pure, so it is testable.
+ */
+export function s3MaxAttempts(env: NodeJS.ProcessEnv): number | undefined {
+  const v = env.PGDV_S3_MAX_ATTEMPTS;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 100) {
+    throw new PgdvError(`PGDV_S3_MAX_ATTEMPTS=${v} is invalid`, { kind: 'usage', hint: 'Give a whole number of attempts from 1 to 100 (default 6), or unset it' });
+  }
+  return n;
+}
+
 export interface StoreSelection {
   url: string;
   s3?: S3Settings;
@@ -49,6 +64,7 @@ export function openHomeStore(home: string, config: PgdvConfig | undefined, env:
         forcePathStyle: s.forcePathStyle,
         accessKeyId: env.AWS_ACCESS_KEY_ID,
         secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+        maxAttempts: s3MaxAttempts(env),
       });
     }
     return openStore(url);
@@ -63,7 +79,7 @@ export function storeError(e: StoreError, context?: string): PgdvError {
   const hints: Record<string, string> = {
     no_bucket: 'Create the bucket, or fix the bucket name with `pgdv init --store s3://BUCKET/PREFIX`',
     auth: 'Check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and the bucket policy)',
-    network: 'Check the endpoint (--s3-endpoint / PGDV_S3_ENDPOINT) and the network, then run the command again: it resumes',
+    network: 'Check the endpoint (--s3-endpoint / PGDV_S3_ENDPOINT) and the network, then run the same command again: it resumes',
     disk_full: 'Free some space and run the command again',
     not_found: 'Run `pgdv doctor`; restore the object or re-add the files that use it',
     checksum: 'Run the command again; if it persists, the store alters data',

@@ -1,2 +1,3 @@
 export * from './writer.js';
 export * from './reader.js';
+export * from './temp.js';

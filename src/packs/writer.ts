@@ -18,11 +18,12 @@
  * stores that need it as an upload checksum (S3's x-amz-checksum-sha256); the
  * filesystem store takes the pack by rename.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { ObjectStore } from '../store/types.js';
+import { StoreError, type ObjectStore } from '../store/types.js';
+import { tempPackName } from './temp.js';
 
 export const PACK_MAGIC = 'PGDVPAK1';
 export const PACK_TRAILER_SIZE = 4 + PACK_MAGIC.length;
@@ -224,7 +225,8 @@ export class PackWriter {
 
   private async openPack(): Promise<OpenPack> {
     await mkdir(this.tempDir, { recursive: true });
-    const file = path.join(this.tempDir, `pack-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+    // Named after its owner (pid, start time), so a later ingest can tell a killed run's leftovers from a live one's.
+    const file = path.join(this.tempDir, tempPackName());
     const fh = await open(file, 'wx');
     return { file, fh, hash: this.store.putFile ? undefined : createHash('sha256'), size: 0, entries: [], pending: [], pendingBytes: 0, releases: [] };
   }
@@ -299,6 +301,11 @@ export class PackWriter {
         await this.store.put(packKey(pack.packId), () => createReadStream(file), { size: pack.size, sha256: bodySha256 });
       }
       return pack;
+    } catch (e) {
+      // The store already retried what it could: name the pack and the store in the one line a user sees.
+      if (!(e instanceof StoreError)) throw e;
+      const where = this.store.describe().replace(/\?.*$/, '');
+      throw new StoreError(e.code, `uploading pack ${pack.packId.slice(0, 12)} to ${where} failed: ${e.message}`, e.key, { cause: e });
     } finally {
       await unlink(file).catch(() => undefined);
     }

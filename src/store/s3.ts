@@ -52,8 +52,17 @@ export interface S3StoreOptions {
   partSize?: number;
   /** Parts uploaded concurrently per object (default 4); memory is about partSize × this. */
   queueSize?: number;
-  /** Attempts per request, including the first (default 5). */
+  /**
+   * Attempts per operation, including the first (default 6), with exponential backoff
+   * between them (retryBaseMs, doubled each time up to retryMaxMs, with jitter): a
+   * network outage of about 15 s is ridden out, a longer one fails with the count.
+   * Each attempt is one SDK call, which itself retries a quick blip up to 3 times.
+   */
   maxAttempts?: number;
+  /** First backoff delay (default 500 ms). */
+  retryBaseMs?: number;
+  /** Longest backoff delay (default 8 s). */
+  retryMaxMs?: number;
   /** Send x-amz-checksum-sha256 on single-part puts (default true); turn off for servers that reject it. */
   sendChecksum?: boolean;
   /** A ready client (tests, custom middleware); the options above then only name the bucket and prefix. */
@@ -62,6 +71,8 @@ export interface S3StoreOptions {
 
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 const MIN_PART_SIZE = 5 * 1024 * 1024;
+/** The SDK's own attempts per call: fast retries (~100-400 ms apart) for a dropped connection. */
+const SDK_ATTEMPTS = 3;
 
 export class S3Store implements ObjectStore {
   readonly bucket: string;
@@ -80,8 +91,8 @@ export class S3Store implements ObjectStore {
     if (!Number.isSafeInteger(this.partSize) || this.partSize < MIN_PART_SIZE) {
       throw new StoreError('invalid', `S3 part size ${this.partSize} is too small: give at least ${MIN_PART_SIZE} bytes (S3's minimum)`);
     }
-    this.maxAttempts = options.maxAttempts ?? 5;
-    this.client = options.client ?? new S3Client(clientConfig(options, this.maxAttempts));
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 6);
+    this.client = options.client ?? new S3Client(clientConfig(options, Math.min(SDK_ATTEMPTS, this.maxAttempts)));
   }
 
   describe(): string {
@@ -113,7 +124,8 @@ export class S3Store implements ObjectStore {
       // can then retry it, and a short or long stream is caught before sending.
       const bytes = body instanceof Uint8Array ? body : await readAll(open() as AsyncIterable<Uint8Array>);
       checkBody(key, bytes.length, options.sha256 ? createHash('sha256').update(bytes).digest('hex') : '', { ...options, size });
-      await this.withRetry(key, 'upload', false, () =>
+      // The bytes are in memory: every attempt sends them again from the start.
+      await this.withRetry(key, 'upload', true, () =>
         this.client.send(
           new PutObjectCommand({
             Bucket: this.bucket,
@@ -165,12 +177,11 @@ export class S3Store implements ObjectStore {
   async head(key: string): Promise<{ size: number } | null> {
     const Key = this.fullKey(key);
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      const res = await this.withRetry(key, 'read', true, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
       return { size: Number(res.ContentLength ?? 0) };
     } catch (e) {
-      const err = mapS3Error(e, key, 'read', this.bucket);
-      if (err.code === 'not_found') return null;
-      throw err;
+      if (e instanceof StoreError && e.code === 'not_found') return null;
+      throw e;
     }
   }
 
@@ -204,20 +215,26 @@ export class S3Store implements ObjectStore {
 
   /**
    * Retries transient failures (network, 5xx, throttling) with exponential backoff
-   * and jitter. The SDK already retries each request; this outer loop covers what it
-   * cannot: stream bodies it cannot rewind and whole multipart uploads.
+   * and jitter, up to maxAttempts; then throws one error saying how many attempts
+   * over how long. Every operation here is idempotent (a put of the same key and
+   * bytes, a read not yet consumed, a delete, a list page), so each is retried when
+   * its body can be sent again; only a one-shot stream cannot.
    */
   private async withRetry<T>(key: string, op: Op, replayable: boolean, fn: () => Promise<T>): Promise<T> {
-    const attempts = replayable ? this.maxAttempts : 1;
+    const t0 = Date.now();
+    const base = this.opts.retryBaseMs ?? 500;
+    const max = this.opts.retryMaxMs ?? 8_000;
     for (let i = 1; ; i++) {
       try {
         return await fn();
       } catch (e) {
-        const err = e instanceof StoreError ? e : mapS3Error(e, key, op, this.bucket);
-        // Outer retries only for retryable bodies; the SDK already retried each request.
+        const err = e instanceof StoreError ? e : mapS3Error(e, key, op, this.bucket, { endpoint: this.opts.endpoint });
         const transient = err.code === 'network' || (err.code === 'io' && isServerError(e));
-        if (!transient || i >= attempts || op === 'read' || op === 'list' || op === 'delete') throw err;
-        await sleep(Math.min(10_000, 200 * 2 ** (i - 1)) * (0.5 + Math.random()));
+        if (!transient || !replayable || i >= this.maxAttempts) {
+          if (!transient || i === 1 || e instanceof StoreError) throw err;
+          throw mapS3Error(e, key, op, this.bucket, { endpoint: this.opts.endpoint, attempts: i, ms: Date.now() - t0 });
+        }
+        await sleep(Math.min(max, base * 2 ** (i - 1)) * (0.5 + Math.random()));
       }
     }
   }
@@ -225,7 +242,7 @@ export class S3Store implements ObjectStore {
 
 type Op = 'upload' | 'read' | 'delete' | 'list';
 
-function clientConfig(o: S3StoreOptions, maxAttempts: number): S3ClientConfig {
+function clientConfig(o: S3StoreOptions, sdkAttempts: number): S3ClientConfig {
   // pgdv pins SDK 3.1169 and supports Node 20 (COMPAT.md), so the SDK's "future
   // releases will need Node 22" warning on every CLI run tells users nothing they can
   // act on. Setting the variable to anything else shows it again.
@@ -234,7 +251,7 @@ function clientConfig(o: S3StoreOptions, maxAttempts: number): S3ClientConfig {
     region: o.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
     endpoint: o.endpoint,
     forcePathStyle: o.forcePathStyle,
-    maxAttempts,
+    maxAttempts: sdkAttempts,
     // COMPAT.md: the default CRC + aws-chunked encoding gets stored inside objects by
     // some S3-compatible servers (s3rver, older R2); send checksums only where required.
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -268,8 +285,15 @@ function isServerError(e: unknown): boolean {
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 
+/** What withRetry knows when it gives up: the endpoint, and how many attempts over how long. */
+export interface S3ErrorContext {
+  endpoint?: string;
+  attempts?: number;
+  ms?: number;
+}
+
 /** Maps SDK and socket errors to StoreError codes with a message saying what to do. */
-export function mapS3Error(e: unknown, key: string, op: Op, bucket: string): StoreError {
+export function mapS3Error(e: unknown, key: string, op: Op, bucket: string, ctx: S3ErrorContext = {}): StoreError {
   if (e instanceof StoreError) return e;
   const err = (e ?? {}) as SdkError;
   const name = err.name ?? err.Code ?? '';
@@ -277,6 +301,7 @@ export function mapS3Error(e: unknown, key: string, op: Op, bucket: string): Sto
   const sysCode = err.code ?? (err.cause as SdkError | undefined)?.code;
   const msg = (err.message ?? String(e)).split('\n')[0] ?? '';
   const opts = { cause: e };
+  const tries = ctx.attempts && ctx.attempts > 1 ? `${ctx.attempts} attempts over ${Math.round((ctx.ms ?? 0) / 1000)} s` : '';
   if (name === 'NoSuchBucket') {
     return new StoreError('no_bucket', `bucket ${bucket} does not exist (while trying to ${op} ${key}): create it or fix the store URL`, key, opts);
   }
@@ -287,7 +312,8 @@ export function mapS3Error(e: unknown, key: string, op: Op, bucket: string): Sto
     return new StoreError('auth', `access to ${key} in bucket ${bucket} was denied (${name || status}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy`, key, opts);
   }
   if ((sysCode && NETWORK_CODES.has(sysCode)) || name === 'TimeoutError' || name === 'RequestTimeout' || /socket hang up|ECONNREFUSED|ENOTFOUND/.test(msg)) {
-    return new StoreError('network', `could not reach the S3 endpoint to ${op} ${key} (${sysCode ?? name}): check the endpoint URL and the network`, key, opts);
+    const where = ctx.endpoint ? ` ${ctx.endpoint}` : '';
+    return new StoreError('network', `could not reach the S3 endpoint${where} to ${op} ${key} (${[sysCode ?? name, tries].filter(Boolean).join(', ')})`, key, opts);
   }
   if (name === 'InvalidRange' || status === 416) {
     return new StoreError('invalid', `byte range asked of ${key} lies past its end: the index and the object disagree; run pgdv verify`, key, opts);
@@ -295,5 +321,5 @@ export function mapS3Error(e: unknown, key: string, op: Op, bucket: string): Sto
   if (name === 'BadDigest' || name === 'InvalidDigest' || name === 'XAmzContentSHA256Mismatch') {
     return new StoreError('checksum', `the server rejected ${key}: the bytes sent do not match their SHA-256 (${name}); retry, and check for a proxy altering uploads`, key, opts);
   }
-  return new StoreError('io', `${op} of ${key} in bucket ${bucket} failed: ${name ? `${name}: ` : ''}${msg}`, key, opts);
+  return new StoreError('io', `${op} of ${key} in bucket ${bucket} failed: ${name ? `${name}: ` : ''}${msg}${tries ? ` (${tries})` : ''}`, key, opts);
 }

@@ -14,7 +14,7 @@ export default class ModelRegister extends PgdvCommand<typeof ModelRegister> {
   static args = { model: Args.string({ description: 'model name', required: true }) }
   static flags = {
     run: Flags.string({ char: 'r', description: 'the run that produced it' }),
-    'artifact-hash': Flags.string({ description: 'SHA-256 of the artifact (64 hex digits, optionally sha256:)' }),
+    'artifact-hash': Flags.string({ description: 'the artifact\'s content hash as `pgdv blob put` prints it (keeps it from gc), or a SHA-256 of one stored elsewhere (64 hex digits, optionally sha256:)' }),
     'artifact-uri': Flags.string({ description: 'where the artifact is stored' }),
     metric: Flags.string({ char: 'm', description: 'metric KEY=NUMBER (repeatable; default: the run\'s latest metrics)', multiple: true }),
     description: Flags.string({ char: 'd', description: 'what changed in this version' }),
