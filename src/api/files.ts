@@ -200,6 +200,9 @@ async function commitVersion(
   const lap = timer()
   return pgdv.db.tx(async (c) => {
     await session.writeContents(c, ds.id)
+    // The session is marked committed in the version's transaction: whoever finds a
+    // session 'committed' knows its version exists, even if the process died right after.
+    await c.query(`UPDATE dv_files.ingest_sessions SET state = 'committed', finished_at = now() WHERE id = $1::bigint`, [session.sessionId])
     lap('contents')
     const staging = (await c.query<{ name: string }>('SELECT dv.stage(p_dataset => $1::text) AS name', [input.dataset])).rows[0].name
     await copyRows(
