@@ -77,6 +77,11 @@ async function tempPacks(): Promise<{ name: string; pid: number }[]> {
   return names.filter((n) => /^pack-.*\.tmp$/.test(n)).map((name) => ({ name, pid: Number(/-p(\d+)-/.exec(name)?.[1] ?? /^pack-(\d+)-/.exec(name)?.[1]) }))
 }
 
+async function committedSessions(): Promise<number> {
+  const r = await pgdv.db.one<{ n: string }>("SELECT count(*) AS n FROM dv_files.ingest_sessions s JOIN dv.datasets d ON d.id = s.dataset_id WHERE d.name = 'crashy' AND s.state = 'committed'")
+  return Number(r.n)
+}
+
 async function versions(): Promise<number> {
   const r = await pgdv.db.one<{ n: string }>("SELECT count(*) AS n FROM dv.versions v JOIN dv.datasets d ON d.id = v.dataset_id WHERE d.name = 'crashy'")
   return Number(r.n)
@@ -103,8 +108,10 @@ describe('add killed at random moments', () => {
       const storedNow = Number((await pgdv.db.one<{ b: string }>('SELECT coalesce(sum(length), 0) AS b FROM dv_files.chunks')).b) - probeStored
       const left = Math.max(0.1, 1 - storedNow / total)
       const r = await runChild(Math.floor(Math.random() * full.ms * left))
-      if (r.code === 0) completed++
-      else kills++
+      if (r.code !== 0) kills++
+      // A run killed after its commit (closing connections, exiting) did finish: its session
+      // is marked committed in the version's own transaction.
+      completed = await committedSessions()
       // Each run that got as far as starting its ingest removed the temp packs of the runs
       // killed before it: what remains belongs to one run at most (the last to start).
       const temps = await tempPacks()

@@ -203,6 +203,39 @@ describe('bad inputs', () => {
   })
 })
 
+describe('stat cache', () => {
+  it('a second add does not read files unchanged since the head was added; a rewrite with the old mtime is read; --reread reads all', async () => {
+    await cli(['dataset', 'create', 'cached', '--files'], conn())
+    const dir = path.join(work, 'cached')
+    await tree(dir, { 'big.bin': randomBytes(1_000_000), 'small.txt': 'small\n', 'sub/other.bin': randomBytes(70_000) })
+    // Files changed within 2 s before an add are never trusted (racy): let them age.
+    await new Promise((r) => setTimeout(r, 2100))
+    const first = await addFiles(pgdv, { dataset: 'cached', paths: [dir], message: 'c1' })
+    expect(first).toMatchObject({ files: 3, unchanged: 0 })
+    const second = await addFiles(pgdv, { dataset: 'cached', paths: [dir] })
+    expect(second).toMatchObject({ files: 3, unchanged: 3, bytes: 0, created: false })
+
+    // Same size, mtime set back: ctime still moves, so the file is read again.
+    const p = path.join(dir, 'big.bin')
+    const st = await fs.stat(p)
+    const changed = randomBytes(1_000_000)
+    await fs.writeFile(p, changed)
+    await fs.utimes(p, st.atime, st.mtime)
+    const third = await addFiles(pgdv, { dataset: 'cached', paths: [dir], message: 'c3' })
+    expect(third).toMatchObject({ unchanged: 2, modified: 1, created: true })
+    const out = path.join(work, 'co-cached')
+    await checkoutFiles(pgdv, { dataset: 'cached', ref: 'main', out })
+    expect(sha(await fs.readFile(path.join(out, 'big.bin')))).toBe(sha(changed))
+
+    const reread = await cli<{ unchanged: number; created: boolean }>(['add', 'cached', dir, '--reread', '--json'], conn())
+    expect(reread.json).toMatchObject({ unchanged: 0, created: false })
+    // A branch has its own cache: a new one (same head) reads everything once.
+    await pgdv.db.query("SELECT * FROM dv.branch_create('cached', 'other', 'main')")
+    const other = await addFiles(pgdv, { dataset: 'cached', paths: [dir], branch: 'other' })
+    expect(other.unchanged).toBe(0)
+  })
+})
+
 describe('blobs', () => {
   it('blob put prints the content hash (JSON: also the plain SHA-256); blob get writes it back verified; unknown hashes are clear errors', async () => {
     const data = randomBytes(700_000)

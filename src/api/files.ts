@@ -19,6 +19,7 @@ import { StoreError, type ObjectStore } from '../store/index.js'
 import { checkoutRows, chunkRefs, contentSizes, streamContent, type CheckoutStats, type FileRow } from '../files/checkout.js'
 import { copyRows } from '../files/copy.js'
 import { IngestSession, type IngestStats } from '../files/ingest.js'
+import { cachedHash, loadStatCache, saveStatCache } from '../files/statcache.js'
 import { openHomeStore, storeError } from '../files/store.js'
 import { walk, type WalkEntry } from '../files/walk.js'
 import type { Pgdv } from './client.js'
@@ -40,6 +41,8 @@ export interface AddFilesInput extends FilesContext {
   /** replace: the version holds exactly these files; append: these files are added to (or replace same paths in) the head's. */
   mode?: 'replace' | 'append'
   force?: boolean
+  /** Read every file, even those the stat cache says are unchanged. */
+  reread?: boolean
   cwd?: string
   chunker?: ChunkerOptions
   workers?: number
@@ -57,6 +60,8 @@ export interface AddFilesResult {
   removed: number
   modified: number
   files: number
+  /** Files not read: unchanged since the add that made the branch head (stat cache). */
+  unchanged: number
   links: number
   bytes: number
   new_bytes: number
@@ -97,11 +102,16 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
   const ds = await filesDataset(pgdv, input.dataset)
   const mode = input.mode ?? 'replace'
   if (mode !== 'replace' && mode !== 'append') throw new PgdvError(`mode "${String(mode)}" is not known for files`, { hint: 'Use replace or append' })
+  const walkStarted = Date.now()
   const { entries, warnings } = await walk(input.paths, input.cwd)
   for (const w of warnings) input.onWarning?.(w)
   const files = entries.filter((e) => e.kind === 'file')
+  const branch = input.branch ?? 'main'
+  // Files unchanged since the add that made the branch head are not read again (statcache.ts says when that is safe).
+  const hashes = input.reread ? new Map<string, string>() : await unchangedFiles(pgdv, ds.id, branch, files)
+  const toRead = hashes.size ? files.filter((e) => !hashes.has(e.path)) : files
   const { store, owned } = storeOf(pgdv, input)
-  const bar = createProgress({ label: 'add', totalFiles: files.length, totalBytes: files.reduce((a, e) => a + e.size, 0), enabled: input.progress ?? false })
+  const bar = createProgress({ label: 'add', totalFiles: toRead.length, totalBytes: toRead.reduce((a, e) => a + e.size, 0), enabled: input.progress ?? false })
   let session: IngestSession | undefined
   try {
     session = await IngestSession.start({
@@ -116,19 +126,21 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
       onProgress: (p) => bar.update({ files: p.files, bytes: p.bytes, newBytes: p.newBytes }),
     })
     const s = session
-    const hashes = new Map<string, string>()
     const lap = timer()
-    await s.addFiles(files, (e, rec) => hashes.set(e.path!, rec.hash))
+    await s.addFiles(toRead, (e, rec) => hashes.set(e.path!, rec.hash))
     lap('read and chunk')
     const stats = await s.finish()
     lap('last packs')
     bar.stop()
     const version = await commitVersion(pgdv, ds, entries, hashes, s, input)
     await s.end('committed')
+    // Best effort: without the cache the next add reads every file, nothing worse.
+    await saveStatCache(pgdv.home, ds.id, branch, version.version_id, files.map((e) => ({ entry: e, hash: hashes.get(e.path)! })), walkStarted).catch(() => undefined)
     return {
       dataset: input.dataset,
       ...version,
       files: files.length,
+      unchanged: files.length - toRead.length,
       links: entries.length - files.length,
       bytes: stats.bytes,
       new_bytes: stats.newBytes,
@@ -145,6 +157,24 @@ export async function addFiles(pgdv: Pgdv, input: AddFilesInput): Promise<AddFil
   } finally {
     if (owned) await store.close?.()
   }
+}
+
+/** Content hashes (by dataset path) of the files the stat cache says are unchanged since the branch head was added, and still stored. */
+async function unchangedFiles(pgdv: Pgdv, datasetId: string, branch: string, files: WalkEntry[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  const head = await pgdv.db.query<{ v: string }>(`SELECT version_id::text AS v FROM dv.refs WHERE dataset_id = $1::bigint AND name = $2::text AND kind = 'branch'`, [datasetId, branch])
+  const cache = await loadStatCache(pgdv.home, datasetId, branch, head[0]?.v ?? null)
+  if (cache.size === 0) return out
+  for (const e of files) {
+    const h = cachedHash(cache, e)
+    if (h) out.set(e.path, h)
+  }
+  if (out.size === 0) return out
+  const stored = new Set(
+    (await pgdv.db.query<{ hash: string }>('SELECT hash FROM dv_files.contents WHERE hash = ANY($1::text[])', [[...new Set(out.values())]])).map((r) => r.hash),
+  )
+  for (const [p, h] of out) if (!stored.has(h)) out.delete(p)
+  return out
 }
 
 /** PGDV_TIMING=1 prints how long each step of a commit took (to stderr). */
@@ -166,10 +196,13 @@ async function commitVersion(
   hashes: Map<string, string>,
   session: IngestSession,
   input: AddFilesInput,
-): Promise<Omit<AddFilesResult, 'dataset' | 'files' | 'links' | 'bytes' | 'new_bytes' | 'new_chunks' | 'packs' | 'recovered_packs' | 'warnings'>> {
+): Promise<Omit<AddFilesResult, 'dataset' | 'files' | 'unchanged' | 'links' | 'bytes' | 'new_bytes' | 'new_chunks' | 'packs' | 'recovered_packs' | 'warnings'>> {
   const lap = timer()
   return pgdv.db.tx(async (c) => {
     await session.writeContents(c, ds.id)
+    // The session is marked committed in the version's transaction: whoever finds a
+    // session 'committed' knows its version exists, even if the process died right after.
+    await c.query(`UPDATE dv_files.ingest_sessions SET state = 'committed', finished_at = now() WHERE id = $1::bigint`, [session.sessionId])
     lap('contents')
     const staging = (await c.query<{ name: string }>('SELECT dv.stage(p_dataset => $1::text) AS name', [input.dataset])).rows[0].name
     await copyRows(

@@ -138,22 +138,26 @@ if (port) {
   }
 
   async function run(id: number, path: string, options?: ChunkerOptions, plainSha256?: boolean): Promise<void> {
+    let rc: RegionChunker | undefined;
     try {
-      const rc = new RegionChunker(ring, options, plainSha256);
+      rc = new RegionChunker(ring, options, plainSha256);
       const c = credits.get(id)!;
       const fh = await open(path, 'r');
       try {
+        await rc.open();
         for (let eof = false; !eof; ) {
           const { bytesRead } = await fh.read(rc.buf, rc.fill, Math.min(READ, rc.buf.length - rc.fill), null);
           eof = bytesRead === 0;
           rc.filled(bytesRead);
           rc.cut(eof);
           if (!eof && rc.fill < rc.buf.length) continue;
-          const part = await rc.take(eof);
-          if (!part) continue;
-          while (c.n <= 0) await new Promise<void>((r) => (c.wake = r));
-          c.n -= part.chunks.length;
-          send({ type: 'chunks', id, region: part.region, chunks: part.chunks });
+          const part = rc.take(eof);
+          if (part) {
+            while (c.n <= 0) await new Promise<void>((r) => (c.wake = r));
+            c.n -= part.chunks.length;
+            send({ type: 'chunks', id, region: part.region, chunks: part.chunks });
+          }
+          if (!eof) await rc.advance();
         }
       } finally {
         await fh.close();
@@ -163,6 +167,8 @@ if (port) {
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       send({ type: 'error', id, message: err.message ?? String(e), code: err.code });
+    } finally {
+      rc?.close();
     }
   }
 }

@@ -7,6 +7,7 @@ export default class Add extends PgdvCommand<typeof Add> {
   static description = `Folders are added recursively; a folder's contents land at the dataset's root, a file under its base name.
 A .pgdvignore (gitignore syntax) in any folder excludes paths below it. Symlinks are stored as links; sockets, FIFOs and devices are skipped with a warning.
 Killed at any moment, add leaves no version behind; run it again to resume (stored chunks are not uploaded again).
+Files whose size, mtime, ctime, inode and device are those the add that made the branch head saw are not read again (--reread reads them).
 --mode replace (default): the version holds exactly these files. --mode append: these files are added to the branch head's, replacing same paths.`
   static examples = [
     '<%= config.bin %> add images ./images -m "first import"',
@@ -26,6 +27,7 @@ Killed at any moment, add leaves no version behind; run it again to resume (stor
     message: Flags.string({ char: 'm', description: 'version message' }),
     mode: Flags.string({ description: 'replace the file set, or append to it', options: ['replace', 'append'], default: 'replace' }),
     force: Flags.boolean({ description: 'make a version even when nothing changed' }),
+    reread: Flags.boolean({ description: 'read every file, even those unchanged (size, mtime, ctime, inode) since the add that made the branch head' }),
   }
 
   async run(): Promise<AddFilesResult> {
@@ -39,6 +41,7 @@ Killed at any moment, add leaves no version behind; run it again to resume (stor
       message: this.flags.message,
       mode: this.flags.mode as 'replace' | 'append',
       force: this.flags.force,
+      reread: this.flags.reread,
       progress: !this.jsonEnabled(),
       onWarning: (w) => this.warn(w),
     })
@@ -48,7 +51,7 @@ Killed at any moment, add leaves no version behind; run it again to resume (stor
     } else {
       this.log(`${args.dataset}@${result.branch}: nothing changed; still version ${result.version_id}`)
     }
-    this.log(`${result.files} files, ${mb(result.bytes)} MB read, ${mb(result.new_bytes)} MB new in ${result.packs} pack(s)${result.links ? `, ${result.links} symlinks` : ''}`)
+    this.log(`${result.files} files (${result.unchanged} unchanged, not read), ${mb(result.bytes)} MB read, ${mb(result.new_bytes)} MB new in ${result.packs} pack(s)${result.links ? `, ${result.links} symlinks` : ''}`)
     return result
   }
 }

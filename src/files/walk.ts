@@ -26,6 +26,10 @@ export interface WalkEntry {
   kind: 'file' | 'symlink';
   size: number;
   mtimeMs: number;
+  /** ctime, inode and device: with size and mtime, what the stat cache compares (statcache.ts). */
+  ctimeMs: number;
+  ino: number;
+  dev: number;
   /** st_mode: file type and permission bits (0o100644, 0o120777...). */
   mode: number;
   linkTarget?: string;
@@ -103,6 +107,9 @@ function entryOf(rel: string, abs: string, st: Stats, linkTarget?: string): Walk
     kind: linkTarget === undefined ? 'file' : 'symlink',
     size: linkTarget === undefined ? st.size : Buffer.byteLength(linkTarget),
     mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
+    ino: st.ino,
+    dev: st.dev,
     mode: st.mode,
     linkTarget,
   };

@@ -5,7 +5,7 @@ import { parseMetrics } from '../../lineage/parse.js'
 
 export default class ModelRegister extends PgdvCommand<typeof ModelRegister> {
   static summary = 'Register the next version of a model (created on first use), produced by a run, with its artifact.'
-  static description = 'The artifact is content-addressed: its SHA-256 (e.g. from `sha256sum` or `pgdv blob put`) and a URI where it lives. Metrics default to the run\'s latest metrics.'
+  static description = 'The artifact is content-addressed: its SHA-256 (e.g. from `sha256sum`, or the `sha256` of `pgdv blob put --json`) and a URI where it lives. Metrics default to the run\'s latest metrics.'
   static examples = [
     '<%= config.bin %> model register resnet --run 17 --artifact-hash 9f86d0...  --artifact-uri s3://models/resnet/17.pt',
     '<%= config.bin %> model register resnet --run 17 --metric acc=0.93 --json',
