@@ -105,15 +105,19 @@ export async function streamContent(reader: PackReader, refs: ChunkRef[], hash: 
     } catch (e) {
       throw readError(e, name);
     }
-    const got = plain?.digest('hex') ?? hash;
-    if (written !== size || got !== hash) {
-      throw new PgdvError(`${name} is corrupt: its chunks give ${written} bytes with hash ${got}, expected ${size} bytes with ${hash}`, {
-        kind: 'integrity',
-        hint: 'Run `pgdv doctor` and re-add the file',
-      });
-    }
+    checkWhole(name, written, size, plain?.digest('hex') ?? hash, hash);
   }
   await pipeline(Readable.from(bytes()), dest);
+}
+
+/** A content read to its end: its size and (plain-hashed contents) its hash must match. */
+function checkWhole(name: string, written: number, size: number, got: string, hash: string): void {
+  if (written !== size || got !== hash) {
+    throw new PgdvError(`${name} is corrupt: its chunks give ${written} bytes with hash ${got}, expected ${size} bytes with ${hash}`, {
+      kind: 'integrity',
+      hint: 'Run `pgdv doctor` and re-add the file',
+    });
+  }
 }
 
 /**
@@ -144,13 +148,7 @@ export async function writeContent(
   } catch (e) {
     throw readError(e, name);
   }
-  const got = plain?.digest('hex') ?? hash;
-  if (written !== size || got !== hash) {
-    throw new PgdvError(`${name} is corrupt: its chunks give ${written} bytes with hash ${got}, expected ${size} bytes with ${hash}`, {
-      kind: 'integrity',
-      hint: 'Run `pgdv doctor` and re-add the file',
-    });
-  }
+  checkWhole(name, written, size, plain?.digest('hex') ?? hash, hash);
 }
 
 /** writev of every buffer, however many and however the kernel splits the writes. */
