@@ -1,5 +1,6 @@
-// The row hash computed in Node (src/rows/hash.ts) equals the one dv.commit stores, on
-// every supported column type, NULLs and Unicode; content hashes agree too.
+// The row hash computed in Node (src/rows/hash.ts) equals the one SQL stores (row layout 1)
+// and the one it computes as it reads (layout 2), on every supported column type, NULLs
+// and Unicode; content hashes agree too.
 
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -43,8 +44,20 @@ describe('row hash: Node = SQL', () => {
     const cols = (await c.query<HashColumn>("SELECT column_name, data_type FROM dv.dataset_columns('types')")).rows
     const { rows: [{ sql }] } = await c.query<{ sql: string }>("SELECT dv.rows_sql('types', 'main') AS sql")
     const data = (await c.query(`${sql} ORDER BY id`)).rows
-    const { rows: [{ delta_table }] } = await c.query('SELECT delta_table FROM dv.version_tables WHERE version_id = $1', [v.version_id])
+    // One key column: row layout 2 stores no hashes, and SQL computes them as it reads
+    // (here through the diff against the empty root version).
+    const { rows: computed } = await c.query<{ id: number; h: string }>(
+      "SELECT (key->>'id')::int AS id, new_hash AS h FROM dv.diff('types', 'main~1', 'main') ORDER BY 1",
+    )
+    // Keyless: row layout 1 stores each row's hash as it commits.
+    await c.query("SELECT * FROM dv.dataset_create('types_keyless')")
+    const { rows: [{ stage: stage1 }] } = await c.query<{ stage: string }>('SELECT dv.stage($1, $2) AS stage', ['types_keyless', COLUMNS])
+    await c.query(`INSERT INTO ${stage1} VALUES ${ROWS.join(', ')}`)
+    const { rows: [v1] } = await c.query("SELECT * FROM dv.commit('types_keyless', $1)", [stage1])
+    expect(v1.content_hash).toBe(v.content_hash)
+    const { rows: [{ delta_table }] } = await c.query('SELECT delta_table FROM dv.version_tables WHERE version_id = $1', [v1.version_id])
     const { rows: stored } = await c.query<{ id: number; h: Buffer }>(`SELECT id, _dv_hash AS h FROM ONLY dv_rows.${pg.escapeIdentifier(delta_table)} ORDER BY id`)
+    expect(stored.map((r) => ({ id: r.id, h: r.h.toString('hex') }))).toEqual(computed)
     // Per value first, so that a mismatch names the column.
     await c.query("SET DateStyle = 'ISO, MDY'; SET TimeZone = 'UTC'; SET extra_float_digits = 1")
     for (const col of cols) {

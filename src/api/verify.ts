@@ -21,8 +21,12 @@ export interface VerifyResult {
   ref: string
   version_id: string
   rows: number
-  /** Rows whose stored row or key hash does not match their values. */
-  bad_rows: number
+  /**
+   * Rows whose stored row or key hash does not match their values; null where the
+   * dataset stores no row hashes (one key column, row layout 2): there only the content
+   * hash tells a change.
+   */
+  bad_rows: number | null
   /** The key (keyless: the row) of the first bad row, if any. */
   first_bad: Record<string, unknown> | null
   content_hash: string
@@ -45,7 +49,7 @@ export async function verifyVersion(pgdv: Pgdv, input: VerifyInput): Promise<Ver
   const r = await pgdv.db.one<{
     version_id: string
     row_count: string
-    bad_rows: string
+    bad_rows: string | null
     first_bad: Record<string, unknown> | null
     content_hash: string
     computed_hash: string
@@ -60,7 +64,7 @@ export async function verifyVersion(pgdv: Pgdv, input: VerifyInput): Promise<Ver
     ref,
     version_id: r.version_id,
     rows: Number(r.row_count),
-    bad_rows: Number(r.bad_rows),
+    bad_rows: r.bad_rows === null ? null : Number(r.bad_rows),
     first_bad: r.first_bad,
     content_hash: r.content_hash,
     computed_hash: r.computed_hash,

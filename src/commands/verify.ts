@@ -20,7 +20,7 @@ its content hash; nothing is written. Exits non-zero, naming the first mismatch,
     const { args } = await this.parse(Verify)
     const r = await verifyVersion(await this.pgdv(), { dataset: args.dataset, ref: args.ref, progress: !this.jsonEnabled() })
     const what = `version ${r.version_id} of dataset "${r.dataset}"`
-    if (r.bad_rows > 0) {
+    if (r.bad_rows !== null && r.bad_rows > 0) {
       throw new PgdvError(`${what}: ${r.bad_rows} row(s) do not match their stored hashes, e.g. ${JSON.stringify(r.first_bad)}`, {
         kind: 'integrity',
         hint: 'Its tables were changed outside pgdv; restore them from a backup or commit the data again',
@@ -29,7 +29,7 @@ its content hash; nothing is written. Exits non-zero, naming the first mismatch,
     if (!r.ok) {
       throw new PgdvError(`${what}: its rows give content hash ${r.computed_hash}, but ${r.content_hash} was committed`, {
         kind: 'integrity',
-        hint: 'Rows were added or removed outside pgdv; restore its tables from a backup or commit the data again',
+        hint: 'Rows were changed, added or removed outside pgdv; restore its tables from a backup or commit the data again',
       })
     }
     const files = r.files_checked === null ? '' : `, ${r.files_checked} files (${(r.bytes_checked! / 1e6).toFixed(1)} MB) read back`
