@@ -146,9 +146,13 @@ DECLARE
   v_sel text[];
   v_i int;
   v_parts text[] := '{}';
+  v_part_lvl int[] := '{}';
+  v_part_rel name[] := '{}';
+  v_part_sel text[] := '{}';
+  v_fence boolean;
   v_n int := 0;
   v_base_rel name;
-  v_base_sel text;
+  v_base_lvl int;
   v_out text;
   v_new text;
   v_base text;
@@ -184,12 +188,14 @@ BEGIN
     v_sel := v_sel || dv_internal.entry_sql(v_ds, 'x', v_level_names, v_level_types, p_hashes);
     IF v_base_rel IS NOT NULL THEN
       -- the previous "oldest" level is a newer one after all
-      v_parts := v_parts || v_base_sel;
+      v_part_lvl := v_part_lvl || v_base_lvl;
+      v_part_rel := v_part_rel || v_base_rel;
+      v_part_sel := v_part_sel || v_base;
       v_new_rows := v_new_rows + coalesce((SELECT greatest(c.reltuples, 0) FROM pg_class c WHERE c.oid = format('dv_rows.%I', v_base_rel)::regclass), 0);
     END IF;
     v_n := v_n + 1;
     v_base_rel := v_level.rel;
-    v_base_sel := format('SELECT %s AS _dv_lvl, %s FROM ONLY dv_rows.%I x', v_level.lvl, array_to_string(v_sel, ', '), v_level.rel);
+    v_base_lvl := v_level.lvl;
     v_base := array_to_string(v_sel, ', ');
   END LOOP;
   IF v_n = 0 THEN
@@ -230,19 +236,21 @@ BEGIN
   IF v_n = 1 THEN
     RETURN v_base;
   END IF;
-  -- Restricted: one semi-join of the newer levels' union with the wanted keys (the
-  -- planner picks a hash of the keys or index probes into each level); with many keys,
-  -- OFFSET 0 keeps it from probing: one pass over the levels, hash-joined.
-  v_levels := CASE WHEN v_n = 2 THEN v_parts[1] ELSE array_to_string(v_parts, ' UNION ALL ') END;
-  IF p_restrict IS NOT NULL AND p_restrict_rows IS NOT NULL AND p_restrict_rows::real * (v_n - 1) * 16 > v_new_rows THEN
-    v_levels := format('SELECT * FROM (%s) u OFFSET 0', v_levels);
-  END IF;
+  -- Restricted: each newer level is semi-joined with the wanted keys (the planner picks
+  -- a hash of the keys or index probes into the level); with many keys, OFFSET 0 keeps
+  -- it from probing: one pass over each level, hash-joined. The filter sits inside each
+  -- level so that layout-2 row hashes are computed for the wanted rows only.
+  v_fence := p_restrict IS NOT NULL AND p_restrict_rows IS NOT NULL AND p_restrict_rows::real * (v_n - 1) * 16 > v_new_rows;
+  FOR v_i IN 1..cardinality(v_part_rel) LOOP
+    v_parts := v_parts || format('SELECT %s AS _dv_lvl, %s FROM %s x%s', v_part_lvl[v_i], v_part_sel[v_i],
+      CASE WHEN v_fence THEN format('(SELECT * FROM ONLY dv_rows.%I OFFSET 0)', v_part_rel[v_i]) ELSE format('ONLY dv_rows.%I', v_part_rel[v_i]) END,
+      CASE WHEN p_restrict IS NULL THEN '' ELSE format(' WHERE %s IN %s', v_kx, v_keys_of) END);
+  END LOOP;
+  v_levels := array_to_string(v_parts, ' UNION ALL ');
   IF v_n = 2 THEN
-    v_new := format('SELECT %s FROM (%s) x%s', v_out, v_levels,  -- one delta: keys are unique already
-      CASE WHEN p_restrict IS NULL THEN '' ELSE ' WHERE x._dv_key IN ' || v_keys_of END);
+    v_new := format('SELECT %s FROM (%s) x', v_out, v_levels);  -- one delta: keys are unique already
   ELSE
-    v_new := format('SELECT DISTINCT ON (x._dv_key) %s FROM (%s) x%s ORDER BY x._dv_key, x._dv_lvl', v_out, v_levels,
-      CASE WHEN p_restrict IS NULL THEN '' ELSE ' WHERE x._dv_key IN ' || v_keys_of END);
+    v_new := format('SELECT DISTINCT ON (x._dv_key) %s FROM (%s) x ORDER BY x._dv_key, x._dv_lvl', v_out, v_levels);
   END IF;
   RETURN format('SELECT * FROM (WITH dv_new AS MATERIALIZED (%s) SELECT %s FROM dv_new WHERE _dv_count > 0 UNION ALL %s) dv_r',
     v_new, v_out, v_base);
@@ -536,7 +544,10 @@ BEGIN
   FROM unnest(p_parents) p JOIN dv.version_tables t ON t.version_id = p JOIN dv.version_columns c ON c.version_id = p;
   FOR v_i IN 1..cardinality(p_names) LOOP
     IF NOT (p_names[v_i] = ANY (v_parent_cols)) THEN
-      v_extra := v_extra || format('%I %s', p_names[v_i], p_types[v_i]);
+      -- Layout 2: every entry, tombstones too, has its key, so the key column is NOT NULL
+      -- (a first commit's staged rows are checked by this constraint).
+      v_extra := v_extra || format('%I %s%s', p_names[v_i], p_types[v_i],
+        CASE WHEN p_names[v_i] = v_key THEN ' NOT NULL' ELSE '' END);
     END IF;
   END LOOP;
   IF cardinality(v_inherit) = 0 AND v_layout = 2 THEN
@@ -559,8 +570,18 @@ BEGIN
   IF v_layout = 2 THEN
     -- The key column takes _dv_key (a tombstone's other columns may be NULL).
     SELECT string_agg(CASE WHEN n = v_key THEN format('dv_c._dv_key AS %I', n) ELSE format('dv_c.%I', n) END, ', ') INTO v_ins FROM unnest(p_names) n;
-    EXECUTE format('INSERT INTO dv_rows.%I (%s, _dv_gone) SELECT %s, CASE WHEN dv_c._dv_count = 0 THEN true END FROM %s dv_c',
-      v_table, v_cols, v_ins, p_change);
+    BEGIN
+      EXECUTE format('INSERT INTO dv_rows.%I (%s, _dv_gone) SELECT %s, CASE WHEN dv_c._dv_count = 0 THEN true END FROM %s dv_c',
+        v_table, v_cols, v_ins, p_change);
+    EXCEPTION WHEN not_null_violation THEN
+      EXECUTE format('SELECT count(*), min(jsonb_build_object(%L, dv_c._dv_key)::text)::jsonb FROM %s dv_c WHERE dv_c._dv_key IS NULL',
+        v_key, p_change) INTO v_dups, v_bad;
+      IF v_dups = 0 THEN
+        RAISE;
+      END IF;
+      RAISE EXCEPTION '% staged row(s) for dataset "%" have a NULL key column, e.g. %', v_dups, (SELECT d.name FROM dv.datasets d WHERE d.id = p_ds), v_bad
+        USING ERRCODE = 'not_null_violation', HINT = format('Key columns %s must be set in every row', v_key);
+    END;
   ELSE
     EXECUTE format('INSERT INTO dv_rows.%I (%s, _dv_key, _dv_hash, _dv_count) SELECT %s, _dv_key, _dv_hash, _dv_count FROM %s dv_c',
       v_table, v_cols, v_cols, p_change);
@@ -839,6 +860,12 @@ BEGIN
     v_n := 0;
     v_names := v_head_names;
     v_types := v_head_types;
+  ELSIF v_fast AND v_layout = 2 THEN
+    -- The version table's NOT NULL key column catches NULL keys (make_version names
+    -- them); a first commit always makes a version, so the rows need no count here.
+    v_n := 1;
+    v_change := format('(SELECT %s, %s AS _dv_key, NULL::bytea AS _dv_hash, 1::bigint AS _dv_count FROM (SELECT %s FROM %s s) x)',
+      (SELECT string_agg(format('x.%I', n), ', ') FROM unnest(v_names) n), v_keyexpr, array_to_string(v_sel, ', '), p_staging);
   ELSIF v_fast THEN
     v_keyobj := (SELECT format('jsonb_build_object(%s)', string_agg(format('%L, %I', k, k), ', ')) FROM unnest(v_keys) k);
     v_nullcond := (SELECT string_agg(format('%I IS NULL', k), ' OR ') FROM unnest(v_keys) k);
