@@ -1,4 +1,5 @@
--- 008 rows layout: a keyed dataset with one key column stores its rows as they are.
+-- 008 rows layout: a keyed dataset with one key column stores its rows as they are; a
+-- cheaper SQL for the (unchanged) row encoding.
 --
 -- Until now every version table carried, per row, a 32-byte key hash (_dv_key, with a
 -- unique index on it), a 32-byte row hash (_dv_hash, NULL for a tombstone) and a count
@@ -110,6 +111,58 @@ $$;
 COMMENT ON FUNCTION dv_internal.entry_sql(bigint, text, text[], text[], boolean) IS 'SQL of the system columns (_dv_key, _dv_hash, _dv_count) of entries read from one version table, for either row layout.';
 
 -- ---------------------------------------------------------------------------
+-- Row hash SQL: one format() call for a row without NULLs
+-- ---------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION dv_internal.hash_sql(p_alias text, p_names text[], p_types text[])
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- Row encoding: for each column in order whose value is not NULL, the netstrings of
+-- its name and of its canonical text ("<bytes>:<text>,"), concatenated; the hash is
+-- SHA-256 of those UTF-8 bytes. NULL columns contribute nothing, so adding a column
+-- (NULL in older rows) leaves every existing row hash unchanged.
+-- A row with no NULL is encoded by one format() call (the names are in its format
+-- string); measured on 5M five-column rows with the embedded PostgreSQL 17, 9.5 s
+-- against 14.8 s for the per-column || chains, which remain for rows with a NULL (each
+-- chain is NULL when its value is, and concat() skips NULL parts). IMMUTABLE holds: a
+-- database's server_encoding never changes.
+DECLARE
+  v_parts text[] := '{}';
+  v_args text[] := '{}';
+  v_fmt text := '';
+  v_notnull text[] := '{}';
+  v_i int;
+  v_col text;
+  v_canon text;
+  v_enc text;
+BEGIN
+  IF coalesce(cardinality(p_names), 0) = 0 THEN
+    RETURN 'sha256(''''::bytea)';
+  END IF;
+  FOR v_i IN 1..cardinality(p_names) LOOP
+    v_col := format('%s.%I', p_alias, p_names[v_i]);
+    v_canon := dv_internal.canon_sql(v_col, p_types[v_i]);
+    v_parts := v_parts || format('(%L::text || octet_length(%s) || '':'' || %s || '','')',
+      format('%s:%s,', octet_length(p_names[v_i]), p_names[v_i]), v_canon, v_canon);
+    v_fmt := v_fmt || replace(format('%s:%s,', octet_length(p_names[v_i]), p_names[v_i]), '%', '%%') || '%s:%s,';
+    v_args := v_args || format('octet_length(%s)', v_canon) || v_canon;
+    v_notnull := v_notnull || format('%s IS NOT NULL', v_col);
+  END LOOP;
+  v_enc := format('concat(%s)', array_to_string(v_parts, ', '));
+  IF cardinality(v_args) < 100 THEN  -- format() takes at most 100 arguments
+    v_enc := format('CASE WHEN %s THEN format(%L, %s) ELSE %s END',
+      array_to_string(v_notnull, ' AND '), v_fmt, array_to_string(v_args, ', '), v_enc);
+  END IF;
+  IF current_setting('server_encoding') = 'UTF8' THEN
+    RETURN format('sha256(textsend(%s))', v_enc);
+  END IF;
+  RETURN format('sha256(convert_to(%s, ''UTF8''))', v_enc);
+END
+$$;
+
+-- ---------------------------------------------------------------------------
 -- Reads
 -- ---------------------------------------------------------------------------
 
@@ -212,7 +265,14 @@ BEGIN
     v_base := format('SELECT %s FROM ONLY dv_rows.%I x WHERE %s', v_base, v_base_rel,
       CASE WHEN v_layout = 2 THEN 'x._dv_gone IS NULL' ELSE 'x._dv_hash IS NOT NULL' END);
     IF v_n > 1 THEN
-      v_base := v_base || format(' AND NOT EXISTS (SELECT 1 FROM dv_new n WHERE n._dv_key = %s)', v_kx);
+      -- Anti-joined to the plain union of the newer levels' keys, not to the resolved
+      -- dv_new: the planner sees the real row counts and, where the oldest level is
+      -- stored in key order (layout 2, loaded sorted), merges its index with the levels'
+      -- indexes instead of spilling a hash of every newer key (5M rows at depth 19:
+      -- 4.0 s instead of 6.6 s, against 1.7 s for a plain table).
+      v_base := v_base || format(' AND NOT EXISTS (SELECT 1 FROM (%s) dv_k WHERE dv_k._dv_k = %s)',
+        (SELECT string_agg(format('SELECT %s AS _dv_k FROM ONLY dv_rows.%I x', v_kx, r), ' UNION ALL ') FROM unnest(v_part_rel) r),
+        v_kx);
     END IF;
   ELSE
     SELECT c.reltuples INTO v_base_rows FROM pg_class c WHERE c.oid = format('dv_rows.%I', v_base_rel)::regclass;
@@ -251,6 +311,9 @@ BEGIN
     v_new := format('SELECT %s FROM (%s) x', v_out, v_levels);  -- one delta: keys are unique already
   ELSE
     v_new := format('SELECT DISTINCT ON (x._dv_key) %s FROM (%s) x ORDER BY x._dv_key, x._dv_lvl', v_out, v_levels);
+  END IF;
+  IF p_restrict IS NULL THEN
+    RETURN format('SELECT * FROM (SELECT %s FROM (%s) dv_n WHERE dv_n._dv_count > 0 UNION ALL %s) dv_r', v_out, v_new, v_base);
   END IF;
   RETURN format('SELECT * FROM (WITH dv_new AS MATERIALIZED (%s) SELECT %s FROM dv_new WHERE _dv_count > 0 UNION ALL %s) dv_r',
     v_new, v_out, v_base);
