@@ -722,7 +722,7 @@ export function recommend(m: { points: { depth: number; ratio: number }[]; after
   )
   return [
     `Fit over the measured depths: read ≈ (${intercept.toFixed(2)} ${slope < 0 ? '−' : '+'} ${Math.abs(slope).toFixed(4)}·depth) × a plain table; after a checkpoint ${x(m.afterCkpt)}. ` +
-      `A checkpoint takes ${sec(m.ckptMs)} and stores ${m.ckptCopies.toFixed(1)} plain copies (its rows carry the key and row hashes).`,
+      `A checkpoint takes ${sec(m.ckptMs)} and stores ${m.ckptCopies.toFixed(1)} plain copies.`,
     '',
     '| checkpoint every D commits | read at depth D, extra plain reads | checkpoint time per commit | checkpoint storage per 20 versions, plain copies |',
     '|---:|---:|---:|---:|',
@@ -731,7 +731,7 @@ export function recommend(m: { points: { depth: number; ratio: number }[]; after
     `**Recommended automatic checkpoint depth: ${depth}** — with one whole read per commit, chain cost b·D·P plus checkpoint cost C/D per commit is smallest at ` +
       `D = √(C / (b·P)) = ${Number.isFinite(best) ? best.toFixed(0) : '∞'} (more reads per commit: shallower; fewer: deeper).` +
       (intercept > 1.5
-        ? ` Even at depth 1 a read costs ${x(intercept)} a plain table, so no depth meets the 1.5× bar: the cost is in how a chain is read and in the wider rows, not in its length.`
+        ? ` Even at depth 1 a read costs ${x(intercept)} a plain table, so no depth meets the 1.5× bar: the cost is in how a chain is read (the newer levels resolved per key, the base anti-joined to their keys), not in its length.`
         : ''),
   ].join('\n')
 }
