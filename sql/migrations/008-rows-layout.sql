@@ -86,29 +86,43 @@ AS $$
 $$;
 COMMENT ON FUNCTION dv_internal.key_type(bigint) IS 'The SQL type of _dv_key in a dataset''s entries: bytea (layout 1) or its key column''s type (layout 2).';
 
-CREATE FUNCTION dv_internal.entry_sql(p_ds bigint, p_alias text, p_names text[], p_types text[], p_hashes boolean)
+CREATE FUNCTION dv_internal.entry_sql(p_ds bigint, p_level bigint, p_names text[], p_types text[], p_hashes boolean)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
--- The system part of an entry read from a version table p_alias whose own columns are
--- p_names: "_dv_key, _dv_hash, _dv_count". Layout 2 derives them: the key column, the
--- row hash over the table's columns (only when p_hashes; else NULL) and 1, or NULL and
--- 0 for a tombstone.
+-- The select list of an entry read (as alias x) from the table of version p_level: the
+-- columns p_names (NULL of its p_types where that version lacks one), then _dv_key,
+-- _dv_hash, _dv_count. Layout 2 derives the last three: the key column; the row hash
+-- over the level's own columns (only when p_hashes, else NULL), and 1; or NULL and 0
+-- for a tombstone.
 DECLARE
-  v_key text;
+  v_level_names text[];
+  v_level_types text[];
+  v_sel text[] := '{}';
+  v_i int;
 BEGIN
+  SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
+    INTO v_level_names, v_level_types FROM dv_internal.version_cols(p_level) c;
+  FOR v_i IN 1..coalesce(cardinality(p_names), 0) LOOP
+    IF p_names[v_i] = ANY (v_level_names) THEN
+      v_sel := v_sel || format('x.%I', p_names[v_i]);
+    ELSE
+      v_sel := v_sel || format('NULL::%s AS %I', p_types[v_i], p_names[v_i]);
+    END IF;
+  END LOOP;
   IF dv_internal.row_layout(p_ds) = 1 THEN
-    RETURN format('%1$s._dv_key, %1$s._dv_hash, %1$s._dv_count', p_alias);
+    v_sel := v_sel || 'x._dv_key, x._dv_hash, x._dv_count'::text;
+  ELSE
+    v_sel := v_sel || format('x.%I AS _dv_key, %s AS _dv_hash, CASE WHEN x._dv_gone THEN 0 ELSE 1 END::bigint AS _dv_count',
+      (dv_internal.key_columns(p_ds))[1],
+      CASE WHEN p_hashes THEN format('CASE WHEN x._dv_gone THEN NULL ELSE %s END', dv_internal.hash_sql('x', v_level_names, v_level_types))
+           ELSE 'NULL::bytea' END);
   END IF;
-  v_key := (dv_internal.key_columns(p_ds))[1];
-  RETURN format('%1$s.%2$I AS _dv_key, %3$s AS _dv_hash, CASE WHEN %1$s._dv_gone THEN 0 ELSE 1 END::bigint AS _dv_count',
-    p_alias, v_key,
-    CASE WHEN p_hashes THEN format('CASE WHEN %s._dv_gone THEN NULL ELSE %s END', p_alias, dv_internal.hash_sql(p_alias, p_names, p_types))
-         ELSE 'NULL::bytea' END);
+  RETURN array_to_string(v_sel, ', ');
 END
 $$;
-COMMENT ON FUNCTION dv_internal.entry_sql(bigint, text, text[], text[], boolean) IS 'SQL of the system columns (_dv_key, _dv_hash, _dv_count) of entries read from one version table, for either row layout.';
+COMMENT ON FUNCTION dv_internal.entry_sql(bigint, bigint, text[], text[], boolean) IS 'The select list (alias x) of entries read from one version''s table: given user columns, then _dv_key, _dv_hash, _dv_count, for either row layout.';
 
 -- ---------------------------------------------------------------------------
 -- Row hash SQL: one format() call for a row without NULLs
@@ -175,9 +189,10 @@ AS $$
 -- the version's own; missing ones read NULL) plus _dv_key, _dv_hash, _dv_count. Per key
 -- the entry of the nearest level wins (a newer entry or tombstone shadows older ones);
 -- tombstones (_dv_count 0) are dropped. One pass, linear in the chain: the newer levels
--- (small deltas) are resolved together (DISTINCT ON key, nearest level first) into
--- dv_new; the oldest level (the base delta or a checkpoint, usually holding almost every
--- row) is read once and anti-joined against dv_new's keys, so its rows are never sorted.
+-- (small deltas) are resolved together (DISTINCT ON key, nearest level first); the
+-- oldest level (the base delta or a checkpoint, usually holding almost every row) is
+-- read once and anti-joined against the newer levels' keys (a restricted read: against
+-- dv_new, their resolution), so its rows are never sorted.
 -- p_restrict names a relation with a _dv_key column (unique keys): only those keys are
 -- read. p_restrict_rows estimates its size: few keys (or unknown) probe the oldest
 -- level's index per key; more than ~3% of its rows read it in one sequential pass.
@@ -194,8 +209,7 @@ DECLARE
   v_names text[];
   v_types text[];
   v_level record;
-  v_level_names text[];
-  v_level_types text[];
+  v_list text;
   v_sel text[];
   v_i int;
   v_parts text[] := '{}';
@@ -228,17 +242,7 @@ BEGIN
   v_out := coalesce(v_out, '') || '_dv_key, _dv_hash, _dv_count';
   v_keys_of := CASE WHEN p_restrict IS NULL THEN NULL ELSE format('(SELECT dv_rr._dv_key FROM %s dv_rr)', p_restrict) END;
   FOR v_level IN SELECT * FROM dv_internal.chain(p_version) ORDER BY lvl LOOP
-    SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
-      INTO v_level_names, v_level_types FROM dv_internal.version_cols(v_level.version_id) c;
-    v_sel := '{}';
-    FOR v_i IN 1..coalesce(cardinality(v_names), 0) LOOP
-      IF v_names[v_i] = ANY (v_level_names) THEN
-        v_sel := v_sel || format('x.%I', v_names[v_i]);
-      ELSE
-        v_sel := v_sel || format('NULL::%s AS %I', v_types[v_i], v_names[v_i]);
-      END IF;
-    END LOOP;
-    v_sel := v_sel || dv_internal.entry_sql(v_ds, 'x', v_level_names, v_level_types, p_hashes);
+    v_list := dv_internal.entry_sql(v_ds, v_level.version_id, v_names, v_types, p_hashes);
     IF v_base_rel IS NOT NULL THEN
       -- the previous "oldest" level is a newer one after all
       v_part_lvl := v_part_lvl || v_base_lvl;
@@ -249,7 +253,7 @@ BEGIN
     v_n := v_n + 1;
     v_base_rel := v_level.rel;
     v_base_lvl := v_level.lvl;
-    v_base := array_to_string(v_sel, ', ');
+    v_base := v_list;
   END LOOP;
   IF v_n = 0 THEN
     v_sel := '{}';
@@ -286,11 +290,11 @@ BEGIN
       -- (OFFSET 0 keeps the planner from turning it back into per-key probes).
       v_base := format('SELECT * FROM (%s) dv_b WHERE dv_b._dv_count > 0',
         format('SELECT %s FROM (SELECT * FROM ONLY dv_rows.%I OFFSET 0) x JOIN %s dv_rr ON dv_rr._dv_key = %s',
-          array_to_string(v_sel, ', '), v_base_rel, v_rr, v_kx));
+          v_list, v_base_rel, v_rr, v_kx));
     ELSE
       -- Few keys: one index probe per wanted key (LATERAL + OFFSET 0 force it).
       v_base := format('SELECT * FROM (SELECT %s FROM %s dv_rr CROSS JOIN LATERAL (SELECT * FROM ONLY dv_rows.%I y WHERE %s = dv_rr._dv_key OFFSET 0) x) dv_b WHERE dv_b._dv_count > 0',
-        array_to_string(v_sel, ', '), v_rr, v_base_rel, v_ky);
+        v_list, v_rr, v_base_rel, v_ky);
     END IF;
   END IF;
   IF v_n = 1 THEN
@@ -376,28 +380,14 @@ DECLARE
   v_types text[];
   v_parts text[] := '{}';
   v_v record;
-  v_level_names text[];
-  v_level_types text[];
-  v_sel text[];
-  v_i int;
   v_out text;
 BEGIN
   SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
     INTO v_names, v_types FROM dv_internal.version_cols(p_cols_of) c;
   FOR v_v IN SELECT u.o, t.version_id, t.delta_table FROM unnest(p_versions) WITH ORDINALITY AS u(v, o)
              JOIN dv.version_tables t ON t.version_id = u.v ORDER BY u.o LOOP
-    SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
-      INTO v_level_names, v_level_types FROM dv_internal.version_cols(v_v.version_id) c;
-    v_sel := '{}';
-    FOR v_i IN 1..coalesce(cardinality(v_names), 0) LOOP
-      IF v_names[v_i] = ANY (v_level_names) THEN
-        v_sel := v_sel || format('x.%I', v_names[v_i]);
-      ELSE
-        v_sel := v_sel || format('NULL::%s AS %I', v_types[v_i], v_names[v_i]);
-      END IF;
-    END LOOP;
-    v_sel := v_sel || dv_internal.entry_sql(v_ds, 'x', v_level_names, v_level_types, true);
-    v_parts := v_parts || format('SELECT %s AS _dv_lvl, %s FROM ONLY dv_rows.%I x', v_v.o, array_to_string(v_sel, ', '), v_v.delta_table);
+    v_parts := v_parts || format('SELECT %s AS _dv_lvl, %s FROM ONLY dv_rows.%I x', v_v.o,
+      dv_internal.entry_sql(v_ds, v_v.version_id, v_names, v_types, true), v_v.delta_table);
   END LOOP;
   v_out := coalesce((SELECT string_agg(format('%I', n) || ', ', '') FROM unnest(v_names) n), '') || '_dv_key, _dv_hash, _dv_count';
   IF cardinality(v_parts) = 0 THEN
@@ -1167,11 +1157,11 @@ ALTER FUNCTION dv.diff_summary(text, text, text) SET "DateStyle" = 'ISO, MDY' SE
 ALTER FUNCTION dv.merge(text, text, text, text, text) SET "DateStyle" = 'ISO, MDY' SET "TimeZone" = 'UTC' SET "IntervalStyle" = 'postgres' SET extra_float_digits = 1;
 
 REVOKE EXECUTE ON FUNCTION
-  dv_internal.row_layout(bigint), dv_internal.key_type(bigint), dv_internal.entry_sql(bigint, text, text[], text[], boolean),
+  dv_internal.row_layout(bigint), dv_internal.key_type(bigint), dv_internal.entry_sql(bigint, bigint, text[], text[], boolean),
   dv_internal.entries_sql(bigint, text, bigint, bigint, boolean), dv_internal.settle_layout(bigint, text[], text[])
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-  dv_internal.row_layout(bigint), dv_internal.key_type(bigint), dv_internal.entry_sql(bigint, text, text[], text[], boolean),
+  dv_internal.row_layout(bigint), dv_internal.key_type(bigint), dv_internal.entry_sql(bigint, bigint, text[], text[], boolean),
   dv_internal.entries_sql(bigint, text, bigint, bigint, boolean)
 TO pgdv_reader;
 GRANT EXECUTE ON FUNCTION dv_internal.settle_layout(bigint, text[], text[]) TO pgdv_writer;
