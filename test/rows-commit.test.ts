@@ -117,6 +117,40 @@ describe('mode apply and the first commit', () => {
   })
 })
 
+describe('row layouts', () => {
+  it('a first commit picks layout 2 for one hashable key column, layout 1 otherwise; it never changes', async () => {
+    const layout = async (name: string) => (await q<{ l: number | null }>('SELECT row_layout AS l FROM dv.datasets WHERE name = $1', [name]))[0].l
+    await q("SELECT * FROM dv.dataset_create('lay_text', p_key_columns => ARRAY['k'])")
+    await q("SELECT * FROM dv.dataset_create('lay_money', p_key_columns => ARRAY['k'])")
+    await q("SELECT * FROM dv.dataset_create('lay_pair', p_key_columns => ARRAY['k', 'j'])")
+    await q("SELECT * FROM dv.dataset_create('lay_none')")
+    expect(await layout('lay_text')).toBeNull()
+    await commit('lay_text', [{ k: 'a', v: 1 }, { k: 'b', v: 2 }], { columns: 'k text, v int' })
+    await commit('lay_money', [{ k: '1.50', v: 1 }], { columns: 'k money, v int' })  // btree but no hash opclass
+    await commit('lay_pair', [{ k: 1, j: 'x', v: 1 }], { columns: 'k int, j text, v int' })
+    await commit('lay_none', [{ v: 1 }, { v: 1 }], { columns: 'v int' })
+    expect([await layout('lay_text'), await layout('lay_money'), await layout('lay_pair'), await layout('lay_none')]).toEqual([2, 1, 1, 1])
+    // Layout 2 stores the values and a tombstone flag, indexed on the key; layout 1 the hashes.
+    const cols = async (name: string) => (await q<{ c: string }>(
+      `SELECT string_agg(a.attname, ',' ORDER BY a.attnum) AS c FROM pg_attribute a
+       WHERE a.attrelid = (SELECT format('dv_rows.%I', t.delta_table)::regclass FROM dv.version_tables t JOIN dv.datasets d ON d.id = t.dataset_id
+                           WHERE d.name = $1 ORDER BY t.version_id DESC LIMIT 1) AND a.attnum > 0`, [name]))[0].c
+    expect(await cols('lay_text')).toBe('k,v,_dv_gone')
+    expect(await cols('lay_pair')).toBe('k,j,v,_dv_key,_dv_hash,_dv_count')
+    // Deletes, a tombstone and a point lookup in layout 2; the same content hash as layout 1 gives.
+    await commit('lay_text', [{ k: 'a' }], { mode: 'delete', columns: 'k text' })
+    expect(await rows('lay_text')).toEqual([{ k: 'b', v: 2 }])
+    expect((await q("SELECT dv.row('lay_text', 'main', $1) AS r", [{ k: 'b' }]))[0].r).toEqual({ k: 'b', v: 2 })
+    expect((await q("SELECT dv.row('lay_text', 'main', $1) AS r", [{ k: 'a' }]))[0].r).toBeNull()
+    await q("SELECT * FROM dv.dataset_create('lay_text1', p_key_columns => ARRAY['k'])")
+    await q("UPDATE dv.datasets SET row_layout = 1 WHERE name = 'lay_text1'")
+    const a = await commit('lay_text1', [{ k: 'b', v: 2 }], { columns: 'k text, v int' })
+    const [{ content_hash: head }] = await q<{ content_hash: string }>("SELECT content_hash FROM dv.versions WHERE id = dv.resolve_ref('lay_text', 'main')")
+    expect(a.content_hash).toBe(head)
+    expect(await layout('lay_text1')).toBe(1)
+  })
+})
+
 describe('bad input: clear error, nothing committed', () => {
   it('duplicate keys, NULL keys, missing key column, unknown dataset/branch, tag exists, wrong mode', async () => {
     await q("SELECT * FROM dv.dataset_create('bad', p_key_columns => ARRAY['k1', 'k2'])")
