@@ -44,17 +44,22 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- The dataset's layout; at its first commit (none recorded yet) chosen from the schema
--- being committed and recorded.
+-- being committed and recorded. Only that first time is the dataset's row locked: a
+-- lock on every commit would make commits to different branches wait for each other.
 DECLARE
   v_layout smallint;
   v_keys text[];
   v_type regtype;
 BEGIN
-  SELECT d.row_layout INTO v_layout FROM dv.datasets d WHERE d.id = p_ds FOR UPDATE;
-  v_keys := dv_internal.key_columns(p_ds);
+  SELECT d.row_layout INTO v_layout FROM dv.datasets d WHERE d.id = p_ds;
   IF v_layout IS NOT NULL THEN
     RETURN v_layout;
   END IF;
+  SELECT d.row_layout INTO v_layout FROM dv.datasets d WHERE d.id = p_ds FOR UPDATE;
+  IF v_layout IS NOT NULL THEN  -- another first commit chose it meanwhile
+    RETURN v_layout;
+  END IF;
+  v_keys := dv_internal.key_columns(p_ds);
   v_layout := 1;
   IF cardinality(v_keys) = 1 AND array_position(p_names, v_keys[1]) IS NOT NULL THEN
     v_type := to_regtype(p_types[array_position(p_names, v_keys[1])]);
@@ -138,10 +143,10 @@ AS $$
 -- SHA-256 of those UTF-8 bytes. NULL columns contribute nothing, so adding a column
 -- (NULL in older rows) leaves every existing row hash unchanged.
 -- A row with no NULL is encoded by one format() call (the names are in its format
--- string); measured on 5M five-column rows with the embedded PostgreSQL 17, 9.5 s
--- against 14.8 s for the per-column || chains, which remain for rows with a NULL (each
--- chain is NULL when its value is, and concat() skips NULL parts). IMMUTABLE holds: a
--- database's server_encoding never changes.
+-- string): on 5M five-column rows with the embedded PostgreSQL 17, 5.0 s including
+-- SHA-256, against 14.8 s for the encoding alone through per-column || chains. Those
+-- chains remain for rows with a NULL (each chain is NULL when its value is, and concat()
+-- skips NULL parts). IMMUTABLE holds: a database's server_encoding never changes.
 DECLARE
   v_parts text[] := '{}';
   v_args text[] := '{}';
