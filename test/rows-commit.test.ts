@@ -135,7 +135,7 @@ describe('row layouts', () => {
       `SELECT string_agg(a.attname, ',' ORDER BY a.attnum) AS c FROM pg_attribute a
        WHERE a.attrelid = (SELECT format('dv_rows.%I', t.delta_table)::regclass FROM dv.version_tables t JOIN dv.datasets d ON d.id = t.dataset_id
                            WHERE d.name = $1 ORDER BY t.version_id DESC LIMIT 1) AND a.attnum > 0`, [name]))[0].c
-    expect(await cols('lay_text')).toBe('k,v,_dv_gone')
+    expect(await cols('lay_text')).toBe('k,v,_dv_gone,_dv_n')
     expect(await cols('lay_pair')).toBe('k,j,v,_dv_key,_dv_hash,_dv_count')
     // Deletes, a tombstone and a point lookup in layout 2; the same content hash as layout 1 gives.
     await commit('lay_text', [{ k: 'a' }], { mode: 'delete', columns: 'k text' })
@@ -148,6 +148,65 @@ describe('row layouts', () => {
     const [{ content_hash: head }] = await q<{ content_hash: string }>("SELECT content_hash FROM dv.versions WHERE id = dv.resolve_ref('lay_text', 'main')")
     expect(a.content_hash).toBe(head)
     expect(await layout('lay_text1')).toBe(1)
+  })
+})
+
+describe('entry ordinals (whole reads by dead-entry bits)', () => {
+  /** A version's rows read both ways: by bits (dv_internal.entries_sql) and by key joins (entries_join_sql). */
+  async function bothWays(version: string): Promise<{ bits: boolean; byBits: string[]; byJoins: string[] }> {
+    const [{ s }] = await q<{ s: string }>('SELECT dv_internal.entries_sql($1, NULL, NULL, NULL, false) AS s', [version])
+    const [{ j }] = await q<{ j: string }>('SELECT dv_internal.entries_join_sql($1, NULL, NULL, NULL, false) AS j', [version])
+    const read = async (sql: string) => (await q<{ r: string }>(`SELECT format('%s=%s', e.k, e.v) AS r FROM (${sql}) e ORDER BY e.k`)).map((x) => x.r)
+    return { bits: s.includes('dead_bits'), byBits: await read(s), byJoins: await read(j) }
+  }
+  const idOf = async (ref: string) => (await q<{ id: string }>("SELECT dv.resolve_ref('ord', $1)::text AS id", [ref]))[0].id
+
+  it('read every version like the key joins do, across branches, merges, re-adds and checkpoints', async () => {
+    await q("SELECT * FROM dv.dataset_create('ord', p_key_columns => ARRAY['k'])")
+    await commit('ord', Array.from({ length: 50 }, (_, i) => ({ k: i + 1, v: `a${i + 1}` })), { columns: 'k int, v text' })
+    expect((await q("SELECT row_ordinals AS o FROM dv.datasets WHERE name = 'ord'"))[0].o).toBe(true)
+    await commit('ord', [{ k: 3, v: 'b3' }, { k: 60, v: 'b60' }], { mode: 'upsert' })
+    await commit('ord', [{ k: 4 }, { k: 5 }, { k: 60 }], { mode: 'delete' })
+    await q("SELECT dv.branch_create('ord', 'side', 'main')")
+    await commit('ord', [{ k: 4, v: 'readded' }, { k: 3, v: 'c3' }], { mode: 'upsert' })  // re-adds a deleted key
+    await commit('ord', [{ k: 7, v: 'side7' }, { k: 8 }], { mode: 'upsert', branch: 'side', columns: 'k int, v text' })
+    await commit('ord', [{ k: 3, v: 'd3' }], { mode: 'upsert', tag: 'before-ckpt' })
+    await q("SELECT * FROM dv.merge('ord', 'side', 'main')")
+    const expected = ['1=a1', '2=a2', '3=d3', '4=readded', '6=a6', '7=side7', '8=', ...Array.from({ length: 42 }, (_, i) => `${i + 9}=a${i + 9}`)]
+    expect((await bothWays(await idOf('main'))).byBits).toEqual(expected)
+
+    const versions = (await q<{ id: string }>("SELECT v.id::text AS id FROM dv.versions v JOIN dv.datasets d ON d.id = v.dataset_id WHERE d.name = 'ord' AND v.parent_id IS NOT NULL ORDER BY v.id")).map((r) => r.id)
+    // Every version above the base is read by bits, and reads what the joins read.
+    for (const [i, v] of versions.entries()) {
+      const r = await bothWays(v)
+      expect(r.byBits, `version ${v}`).toEqual(r.byJoins)
+      expect(r.bits, `version ${v}`).toBe(i > 0)
+    }
+    // The ordinals along a chain are unique.
+    const chain = (await q<{ rel: string }>("SELECT rel FROM dv_internal.chain(dv.resolve_ref('ord', 'main')) ORDER BY lvl")).map((r) => r.rel)
+    expect(chain.length).toBeGreaterThan(4)
+    const [{ n, d }] = await q<{ n: number; d: number }>(
+      `SELECT count(*)::int AS n, count(DISTINCT x._dv_n)::int AS d FROM (${chain.map((r) => `SELECT _dv_n FROM ONLY dv_rows.${r}`).join(' UNION ALL ')}) x`)
+    expect(n).toBe(d)
+
+    // A checkpoint made below versions that exist already: those read by joins (their
+    // bits count from the old root), still right; commits on top of the checkpoint count
+    // from it and are read by bits again.
+    const mid = await idOf('main~2')
+    await q('SELECT dv.checkpoint($1, $2)', ['ord', mid])
+    const head = await bothWays(await idOf('main'))
+    expect(head.bits).toBe(false)
+    expect(head.byJoins).toEqual(expected)
+    await q("SELECT dv.branch_create('ord', 'from-ckpt', $1)", [mid])
+    await commit('ord', [{ k: 1, v: 'e1' }, { k: 2 }], { mode: 'upsert', branch: 'from-ckpt', columns: 'k int, v text' })
+    await commit('ord', [{ k: 6 }], { mode: 'delete', branch: 'from-ckpt', columns: 'k int' })
+    const fromCkpt = await bothWays(await idOf('from-ckpt'))
+    expect(fromCkpt.bits).toBe(true)
+    expect(fromCkpt.byBits).toEqual(fromCkpt.byJoins)
+    expect(fromCkpt.byBits.slice(0, 4)).toEqual(['1=e1', '2=', '3=c3', '4=readded'])
+    // The tag's view was made before the checkpoint and keeps reading what it read.
+    const view = (await q<{ r: string }>(`SELECT format('%s=%s', k, v) AS r FROM dv_tags."ord@before-ckpt" ORDER BY k`)).map((x) => x.r)
+    expect(view).toEqual((await bothWays(await idOf('before-ckpt'))).byJoins)
   })
 })
 
