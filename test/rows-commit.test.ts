@@ -174,6 +174,9 @@ describe('entry ordinals (whole reads by dead-entry bits)', () => {
     await q("SELECT * FROM dv.merge('ord', 'side', 'main')")
     const expected = ['1=a1', '2=a2', '3=d3', '4=readded', '6=a6', '7=side7', '8=', ...Array.from({ length: 42 }, (_, i) => `${i + 9}=a${i + 9}`)]
     expect((await bothWays(await idOf('main'))).byBits).toEqual(expected)
+    // dv.rows_sql (tag views, dv.rows, checkout) reads the chain's tables by bits too.
+    expect((await q<{ s: string }>("SELECT dv.rows_sql('ord', 'main') AS s"))[0].s).toMatch(/dead_bits/)
+    expect((await rows('ord')).map((r) => `${r.k}=${r.v ?? ''}`).sort()).toEqual([...expected].sort())
 
     const versions = (await q<{ id: string }>("SELECT v.id::text AS id FROM dv.versions v JOIN dv.datasets d ON d.id = v.dataset_id WHERE d.name = 'ord' AND v.parent_id IS NOT NULL ORDER BY v.id")).map((r) => r.id)
     // Every version above the base is read by bits, and reads what the joins read.

@@ -162,6 +162,59 @@ END
 $$;
 COMMENT ON FUNCTION dv_internal.entries_sql(bigint, text, bigint, bigint, boolean) IS 'SQL of a version''s live entries (user columns + _dv_key, _dv_hash, _dv_count), optionally restricted to the keys of a relation; whole reads of datasets with entry ordinals skip superseded entries by bitmap. Example: SELECT dv_internal.entries_sql(42, NULL, NULL, NULL, false)';
 
+CREATE OR REPLACE FUNCTION dv_internal.rows_sql(p_version bigint)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- The user columns only: no row hashes are computed for a plain read. With complete
+-- dead-entry bits the SELECT is a bare UNION ALL of the chain's tables, each filtered by
+-- its bit: no per-row system columns are computed, no subquery levels project them away
+-- (on 5M rows at depth 20 that is 1.3-1.45x a plain table's read, against 1.6x through
+-- dv_internal.entries_sql's general shape).
+DECLARE
+  v_ds bigint;
+  v_cols text;
+  v_keyless boolean;
+  v_root bigint := dv_internal.bits_root(p_version);
+  v_names text[];
+  v_types text[];
+  v_parts text[];
+BEGIN
+  SELECT v.dataset_id INTO v_ds FROM dv.versions v WHERE v.id = p_version;
+  IF v_root IS NOT NULL AND v_root <> p_version THEN
+    SELECT array_agg(c.column_name ORDER BY c.ordinal), array_agg(c.data_type ORDER BY c.ordinal)
+      INTO v_names, v_types FROM dv_internal.version_cols(p_version) c;
+    SELECT array_agg(format('SELECT %s FROM ONLY dv_rows.%I x WHERE %sget_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
+                            (SELECT string_agg(CASE WHEN EXISTS (SELECT 1 FROM dv_internal.version_cols(c.version_id) lc WHERE lc.column_name = u.n)
+                                                    THEN format('x.%I', u.n) ELSE format('NULL::%s AS %I', v_types[u.o], u.n) END, ', ' ORDER BY u.o)
+                             FROM unnest(v_names) WITH ORDINALITY AS u(n, o)),
+                            c.rel,
+                            CASE WHEN c.version_id = v_root THEN '' ELSE 'x._dv_gone IS NULL AND ' END)  -- a root holds no tombstones
+                     ORDER BY c.lvl DESC)
+      INTO v_parts FROM dv_internal.chain(p_version) c;
+    RETURN format('WITH dv_bm AS MATERIALIZED (SELECT dv_internal.dead_bits(%s, %s) AS bm) %s',
+      p_version, v_root, array_to_string(v_parts, ' UNION ALL '));
+  END IF;
+  v_keyless := dv_internal.key_columns(v_ds) IS NULL;
+  SELECT string_agg(format('r.%I', c.column_name), ', ' ORDER BY c.ordinal) INTO v_cols FROM dv_internal.version_cols(p_version) c;
+  IF v_cols IS NULL THEN
+    -- A root version: no rows; a files dataset still has its fixed columns.
+    IF (SELECT d.kind FROM dv.datasets d WHERE d.id = v_ds) = 'files' THEN
+      RETURN (SELECT format('SELECT %s WHERE false', string_agg(format('NULL::%s AS %I', f.data_type, f.column_name), ', ' ORDER BY f.ordinal))
+              FROM dv_internal.files_columns() f);
+    END IF;
+    RETURN 'SELECT WHERE false';
+  END IF;
+  IF v_keyless THEN
+    -- Keyless entries carry a multiplicity: duplicate rows come back as often as committed.
+    RETURN format('SELECT %s FROM (%s) r CROSS JOIN LATERAL generate_series(1, r._dv_count) dup', v_cols,
+      dv_internal.entries_sql(p_version, NULL, NULL, NULL, false));
+  END IF;
+  RETURN format('SELECT %s FROM (%s) r', v_cols, dv_internal.entries_sql(p_version, NULL, NULL, NULL, false));
+END
+$$;
+
 -- ---------------------------------------------------------------------------
 -- The layout and ordinals are chosen at the first commit
 -- ---------------------------------------------------------------------------
