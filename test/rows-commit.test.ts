@@ -185,6 +185,20 @@ describe('entry ordinals (whole reads by dead-entry bits)', () => {
       expect(r.byBits, `version ${v}`).toEqual(r.byJoins)
       expect(r.bits, `version ${v}`).toBe(i > 0)
     }
+    // Diffs between any two of them by bits match the diffs by key lookups (values too).
+    const diff = async (fn: string, a: string, b: string) =>
+      (await q<{ d: string }>(`SELECT format('%s %s %s %s %s %s', d.change, d.key, d.old_hash, d.new_hash, d.old_values, d.new_values) AS d
+                                 FROM (${(await q<{ s: string }>(`SELECT dv_internal.${fn}($1, $2, true) AS s`, [a, b]))[0].s}) d ORDER BY 1`)).map((r) => r.d)
+    let byBits = 0
+    for (const a of versions) {
+      for (const b of versions) {
+        if (a === b) continue
+        const [{ s }] = await q<{ s: string }>('SELECT dv_internal.diff_sql($1, $2, true) AS s', [a, b])
+        if (s.includes('dead_bits')) byBits++
+        expect(await diff('diff_sql', a, b), `diff ${a} ${b}`).toEqual(await diff('diff_join_sql', a, b))
+      }
+    }
+    expect(byBits).toBeGreaterThan(10)
     // The ordinals along a chain are unique.
     const chain = (await q<{ rel: string }>("SELECT rel FROM dv_internal.chain(dv.resolve_ref('ord', 'main')) ORDER BY lvl")).map((r) => r.rel)
     expect(chain.length).toBeGreaterThan(4)

@@ -564,3 +564,80 @@ GRANT EXECUTE ON FUNCTION
   dv_internal.bits_root(bigint), dv_internal.dead_bits(bigint, bigint), dv_internal.bits_of(text),
   dv_internal.entries_sql(bigint, text, bigint, bigint, boolean)
 TO pgdv_reader;
+
+-- ---------------------------------------------------------------------------
+-- Diffs across many changes read both sides by bits
+-- ---------------------------------------------------------------------------
+
+ALTER FUNCTION dv_internal.diff_sql(bigint, bigint, boolean) RENAME TO diff_join_sql;
+COMMENT ON FUNCTION dv_internal.diff_join_sql(bigint, bigint, boolean) IS 'SQL of the row diff between two versions computed from the deltas above their newest shared version, reading that version restricted to the changed keys (columns change, key, old_hash, new_hash, old_values, new_values, _k); see dv_internal.diff_sql.';
+
+CREATE FUNCTION dv_internal.diff_sql(p_a bigint, p_b bigint, p_values boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- The row diff between versions a and b (columns change, key, old_hash, new_hash,
+-- old_values, new_values, _k). When both chains have complete dead-entry bits from the
+-- same root and the changes between them are many (their own tables hold more than 1/32
+-- of the root's rows), each side is read in one pass by bits: the old side is every
+-- entry a shows and b does not (in the tables both chains share: bit clear in a's
+-- bitmap, set in b's; in a's own tables: clear in a's), the new side the converse, and
+-- the two are joined by key; an entry rewritten with the same values on both sides
+-- drops out on its hash. No key is looked up and nothing is sorted before the join. A
+-- few changes on a big root are cheaper by key lookups: dv_internal.diff_join_sql.
+DECLARE
+  v_ds bigint := (SELECT v.dataset_id FROM dv.versions v WHERE v.id = p_a);
+  v_root bigint := dv_internal.bits_root(p_a);
+  v_sys constant text := ' - ''_dv_key'' - ''_dv_hash'' - ''_dv_count''';
+  v_key text;
+  v_na text[]; v_ta text[]; v_nb text[]; v_tb text[];
+  v_own real;
+  v_root_rows real;
+  v_o text[];
+  v_n text[];
+BEGIN
+  IF v_root IS NULL OR v_root IS DISTINCT FROM dv_internal.bits_root(p_b) THEN
+    RETURN dv_internal.diff_join_sql(p_a, p_b, p_values);
+  END IF;
+  -- How many entries the two sides' own tables hold, against the root's rows.
+  WITH ca AS (SELECT * FROM dv_internal.chain(p_a)), cb AS (SELECT * FROM dv_internal.chain(p_b)),
+       own AS (SELECT rel FROM ca WHERE ca.version_id NOT IN (SELECT cb.version_id FROM cb)
+               UNION ALL SELECT rel FROM cb WHERE cb.version_id NOT IN (SELECT ca.version_id FROM ca))
+  SELECT coalesce(sum(greatest(pc.reltuples, 0)), 0) INTO v_own
+  FROM own JOIN pg_class pc ON pc.oid = format('dv_rows.%I', own.rel)::regclass;
+  SELECT greatest(pc.reltuples, 0) INTO v_root_rows
+  FROM dv_internal.chain(p_a) c JOIN pg_class pc ON pc.oid = format('dv_rows.%I', c.rel)::regclass WHERE c.version_id = v_root;
+  IF v_own * 32 <= coalesce(v_root_rows, 0) THEN
+    RETURN dv_internal.diff_join_sql(p_a, p_b, p_values);
+  END IF;
+
+  v_key := (dv_internal.key_columns(v_ds))[1];
+  SELECT array_agg(c.column_name ORDER BY c.ordinal), array_agg(c.data_type ORDER BY c.ordinal) INTO v_na, v_ta FROM dv_internal.version_cols(p_a) c;
+  SELECT array_agg(c.column_name ORDER BY c.ordinal), array_agg(c.data_type ORDER BY c.ordinal) INTO v_nb, v_tb FROM dv_internal.version_cols(p_b) c;
+  SELECT array_agg(format('SELECT %s FROM ONLY dv_rows.%I x WHERE x._dv_gone IS NULL AND get_bit((SELECT dv_bm.bm_a FROM dv_bm), x._dv_n) = 0%s',
+                          dv_internal.entry_sql(v_ds, ca.version_id, v_na, v_ta, true), ca.rel,
+                          CASE WHEN ca.version_id IN (SELECT cb.version_id FROM dv_internal.chain(p_b) cb)
+                               THEN ' AND get_bit((SELECT dv_bm.bm_b FROM dv_bm), x._dv_n) = 1' ELSE '' END))
+    INTO v_o FROM dv_internal.chain(p_a) ca;
+  SELECT array_agg(format('SELECT %s FROM ONLY dv_rows.%I x WHERE x._dv_gone IS NULL AND get_bit((SELECT dv_bm.bm_b FROM dv_bm), x._dv_n) = 0%s',
+                          dv_internal.entry_sql(v_ds, cb.version_id, v_nb, v_tb, true), cb.rel,
+                          CASE WHEN cb.version_id IN (SELECT ca.version_id FROM dv_internal.chain(p_a) ca)
+                               THEN ' AND get_bit((SELECT dv_bm.bm_a FROM dv_bm), x._dv_n) = 1' ELSE '' END))
+    INTO v_n FROM dv_internal.chain(p_b) cb;
+  RETURN format($f$WITH dv_bm AS MATERIALIZED (SELECT dv_internal.dead_bits(%1$s, %3$s) AS bm_a, dv_internal.dead_bits(%2$s, %3$s) AS bm_b)
+    SELECT CASE WHEN o._dv_key IS NULL THEN 'added' WHEN n._dv_key IS NULL THEN 'removed' ELSE 'modified' END AS change,
+           CASE WHEN n._dv_key IS NOT NULL THEN jsonb_build_object(%4$L, n._dv_key) ELSE jsonb_build_object(%4$L, o._dv_key) END AS key,
+           encode(o._dv_hash, 'hex') AS old_hash, encode(n._dv_hash, 'hex') AS new_hash,
+           CASE WHEN %5$L AND o._dv_key IS NOT NULL THEN to_jsonb(o) %6$s END AS old_values,
+           CASE WHEN %5$L AND n._dv_key IS NOT NULL THEN to_jsonb(n) %6$s END AS new_values,
+           coalesce(n._dv_key, o._dv_key) AS _k
+    FROM (%7$s) o FULL JOIN (%8$s) n ON n._dv_key = o._dv_key
+    WHERE o._dv_hash IS DISTINCT FROM n._dv_hash$f$,
+    p_a, p_b, v_root, v_key, p_values, v_sys, array_to_string(v_o, ' UNION ALL '), array_to_string(v_n, ' UNION ALL '));
+END
+$$;
+COMMENT ON FUNCTION dv_internal.diff_sql(bigint, bigint, boolean) IS 'SQL of the row diff between two versions (columns change, key, old_hash, new_hash, old_values, new_values, _k): by dead-entry bits for many changes on a chain with them, else by key lookups (dv_internal.diff_join_sql). Example: SELECT dv_internal.diff_sql(41, 42, false)';
+
+REVOKE EXECUTE ON FUNCTION dv_internal.diff_sql(bigint, bigint, boolean), dv_internal.rows_sql(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dv_internal.diff_sql(bigint, bigint, boolean), dv_internal.rows_sql(bigint) TO pgdv_reader;
