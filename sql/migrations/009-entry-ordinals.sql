@@ -132,35 +132,78 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- A SELECT of a version's live entries (user columns of p_cols_of, default its own, then
--- _dv_key, _dv_hash, _dv_count). A whole read of a chain of two or more tables whose
--- dead-entry bits are complete scans each table once and keeps the entries whose bit is
--- clear; anything else (restricted reads, datasets without ordinals) resolves keys by
--- joins in dv_internal.entries_join_sql.
+-- _dv_key, _dv_hash, _dv_count), all of them or those whose key is in p_restrict (a
+-- relation with a _dv_key column; p_restrict_rows estimates its size). With complete
+-- dead-entry bits on a chain of two or more tables:
+--   * a whole read scans each table once and keeps the entries whose bit is clear;
+--   * a restricted read of many keys finds the live entries of the newer levels in one
+--     pass over them, probing one hash of the wanted keys (a level per key would build
+--     that hash once per level), then fetches just those rows by their key index, so
+--     row hashes are computed for them only; the root is probed per wanted key, or
+--     with more than 1/32 of its rows wanted, read once and hash-joined to them.
+-- Anything else (a few keys, no ordinals, incomplete bits) resolves keys by joins in
+-- dv_internal.entries_join_sql.
 DECLARE
   v_ds bigint;
-  v_root bigint;
+  v_root bigint := dv_internal.bits_root(p_version);
   v_names text[];
   v_types text[];
   v_parts text[];
+  v_key text;
+  v_new_rows real;
+  v_root_rows real;
+  v_levels int;
+  v_scan text;
+  v_root_rel name;
+  v_root_lvl int;
 BEGIN
-  IF p_restrict IS NULL THEN
-    v_root := dv_internal.bits_root(p_version);
-  END IF;
   IF v_root IS NULL OR v_root = p_version THEN
     RETURN dv_internal.entries_join_sql(p_version, p_restrict, p_cols_of, p_restrict_rows, p_hashes);
   END IF;
   v_ds := (SELECT v.dataset_id FROM dv.versions v WHERE v.id = p_version);
   SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
     INTO v_names, v_types FROM dv_internal.version_cols(coalesce(p_cols_of, p_version)) c;
-  -- The bitmap is computed once (the CTE) and read by each branch as an InitPlan.
-  SELECT array_agg(format('SELECT %s FROM ONLY dv_rows.%I x WHERE x._dv_gone IS NULL AND get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
-                          dv_internal.entry_sql(v_ds, c.version_id, v_names, v_types, p_hashes), c.rel) ORDER BY c.lvl DESC)
-    INTO v_parts FROM dv_internal.chain(p_version) c;
-  RETURN format('WITH dv_bm AS MATERIALIZED (SELECT dv_internal.dead_bits(%s, %s) AS bm) SELECT * FROM (%s) dv_r',
-    p_version, v_root, array_to_string(v_parts, ' UNION ALL '));
+  IF p_restrict IS NULL THEN
+    -- The bitmap is computed once (the CTE) and read by each branch as an InitPlan.
+    SELECT array_agg(format('SELECT %s FROM ONLY dv_rows.%I x WHERE x._dv_gone IS NULL AND get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
+                            dv_internal.entry_sql(v_ds, c.version_id, v_names, v_types, p_hashes), c.rel) ORDER BY c.lvl DESC)
+      INTO v_parts FROM dv_internal.chain(p_version) c;
+    -- Wrapped so that callers may put it after UNION ALL.
+    RETURN format('SELECT * FROM (WITH dv_bm AS MATERIALIZED (SELECT dv_internal.dead_bits(%s, %s) AS bm) SELECT * FROM (%s) dv_r0) dv_r',
+      p_version, v_root, array_to_string(v_parts, ' UNION ALL '));
+  END IF;
+
+  -- Restricted: by bits only when many keys are wanted of the newer levels (the same
+  -- measure entries_join_sql uses to stop probing them per key).
+  SELECT count(*), coalesce(sum(greatest(pc.reltuples, 0)), 0) INTO v_levels, v_new_rows
+  FROM dv_internal.chain(p_version) c JOIN pg_class pc ON pc.oid = format('dv_rows.%I', c.rel)::regclass WHERE c.version_id <> v_root;
+  IF p_restrict_rows IS NULL OR p_restrict_rows::real * v_levels * 16 <= v_new_rows THEN
+    RETURN dv_internal.entries_join_sql(p_version, p_restrict, p_cols_of, p_restrict_rows, p_hashes);
+  END IF;
+  v_key := (dv_internal.key_columns(v_ds))[1];
+  SELECT c.rel, c.lvl INTO v_root_rel, v_root_lvl FROM dv_internal.chain(p_version) c WHERE c.version_id = v_root;
+  SELECT greatest(pc.reltuples, 0) INTO v_root_rows FROM pg_class pc WHERE pc.oid = format('dv_rows.%I', v_root_rel)::regclass;
+  -- dv_m: (level, key) of each wanted key's live entry in the newer levels.
+  SELECT string_agg(format('SELECT %s AS lvl, x.%I AS k, x._dv_n AS n FROM ONLY dv_rows.%I x WHERE x._dv_gone IS NULL', c.lvl, v_key, c.rel), ' UNION ALL ')
+    INTO v_scan FROM dv_internal.chain(p_version) c WHERE c.version_id <> v_root;
+  SELECT array_agg(format('SELECT %s FROM dv_m JOIN ONLY dv_rows.%I x ON x.%I = dv_m.k WHERE dv_m.lvl = %s',
+                          dv_internal.entry_sql(v_ds, c.version_id, v_names, v_types, p_hashes), c.rel, v_key, c.lvl) ORDER BY c.lvl)
+    INTO v_parts FROM dv_internal.chain(p_version) c WHERE c.version_id <> v_root;
+  -- The root's live entries among the wanted keys (a root holds no tombstones).
+  IF p_restrict_rows::real * 32 > coalesce(v_root_rows, 0) THEN
+    v_parts := v_parts || format('SELECT %s FROM (SELECT * FROM ONLY dv_rows.%I OFFSET 0) x JOIN %s dv_rr ON dv_rr._dv_key = x.%I WHERE get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
+      dv_internal.entry_sql(v_ds, v_root, v_names, v_types, p_hashes), v_root_rel, p_restrict, v_key);
+  ELSE
+    v_parts := v_parts || format('SELECT %s FROM %s dv_rr CROSS JOIN LATERAL (SELECT * FROM ONLY dv_rows.%I y WHERE y.%I = dv_rr._dv_key OFFSET 0) x WHERE get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
+      dv_internal.entry_sql(v_ds, v_root, v_names, v_types, p_hashes), p_restrict, v_root_rel, v_key);
+  END IF;
+  RETURN format('SELECT * FROM (WITH dv_bm AS MATERIALIZED (SELECT dv_internal.dead_bits(%s, %s) AS bm), '
+                'dv_m AS MATERIALIZED (SELECT u.lvl, u.k FROM (%s) u WHERE get_bit((SELECT dv_bm.bm FROM dv_bm), u.n) = 0 AND u.k IN (SELECT dv_rr._dv_key FROM %s dv_rr)) '
+                'SELECT * FROM (%s) dv_r0) dv_r',
+    p_version, v_root, v_scan, p_restrict, array_to_string(v_parts, ' UNION ALL '));
 END
 $$;
-COMMENT ON FUNCTION dv_internal.entries_sql(bigint, text, bigint, bigint, boolean) IS 'SQL of a version''s live entries (user columns + _dv_key, _dv_hash, _dv_count), optionally restricted to the keys of a relation; whole reads of datasets with entry ordinals skip superseded entries by bitmap. Example: SELECT dv_internal.entries_sql(42, NULL, NULL, NULL, false)';
+COMMENT ON FUNCTION dv_internal.entries_sql(bigint, text, bigint, bigint, boolean) IS 'SQL of a version''s live entries (user columns + _dv_key, _dv_hash, _dv_count), optionally restricted to the keys of a relation; with entry ordinals, whole reads and restricted reads of many keys skip superseded entries by bitmap. Example: SELECT dv_internal.entries_sql(42, NULL, NULL, NULL, false)';
 
 CREATE OR REPLACE FUNCTION dv_internal.rows_sql(p_version bigint)
 RETURNS text
