@@ -126,22 +126,28 @@ COMMENT ON FUNCTION dv_internal.bits_of(text) IS 'SQL building a bit string from
 ALTER FUNCTION dv_internal.entries_sql(bigint, text, bigint, bigint, boolean) RENAME TO entries_join_sql;
 COMMENT ON FUNCTION dv_internal.entries_join_sql(bigint, text, bigint, bigint, boolean) IS 'SQL of a version''s live entries resolved by key across its chain (anti-join and DISTINCT ON, or restricted per-key probes); see dv_internal.entries_sql. Example: SELECT dv_internal.entries_join_sql(42, NULL, NULL, NULL, false)';
 
-CREATE FUNCTION dv_internal.entries_sql(p_version bigint, p_restrict text, p_cols_of bigint, p_restrict_rows bigint, p_hashes boolean)
+CREATE FUNCTION dv_internal.entries_sql(p_version bigint, p_restrict text, p_cols_of bigint, p_restrict_rows bigint, p_hashes boolean,
+                                        p_ordinals boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- A SELECT of a version's live entries (user columns of p_cols_of, default its own, then
--- _dv_key, _dv_hash, _dv_count), all of them or those whose key is in p_restrict (a
--- relation with a _dv_key column; p_restrict_rows estimates its size). With complete
--- dead-entry bits on a chain of two or more tables:
---   * a whole read scans each table once and keeps the entries whose bit is clear;
+-- _dv_key, _dv_hash, _dv_count, and with p_ordinals _dv_n), all of them or those whose
+-- key is in p_restrict (a relation with a _dv_key column; p_restrict_rows estimates its
+-- size). With complete dead-entry bits:
+--   * a whole read scans each table of the chain once and keeps the entries whose bit
+--     is clear;
 --   * a restricted read of many keys finds the live entries of the newer levels in one
 --     pass over them, probing one hash of the wanted keys (a level per key would build
 --     that hash once per level), then fetches just those rows by their key index, so
 --     row hashes are computed for them only; the root is probed per wanted key, or
---     with more than 1/32 of its rows wanted, read once and hash-joined to them.
--- Anything else (a few keys, no ordinals, incomplete bits) resolves keys by joins in
+--     with more than 1/32 of its rows wanted, read once and hash-joined to them;
+--   * a restricted read of few keys probes every table of the chain per key and keeps
+--     the entry whose bit is clear (only for p_ordinals: otherwise entries_join_sql's
+--     probes do the same without the bitmap).
+-- p_ordinals (a commit, to record which entries its delta supersedes) adds each entry's
+-- _dv_n: NULL where the bits are incomplete. Anything else resolves keys by joins in
 -- dv_internal.entries_join_sql.
 DECLARE
   v_ds bigint;
@@ -155,55 +161,67 @@ DECLARE
   v_levels int;
   v_scan text;
   v_root_rel name;
-  v_root_lvl int;
+  v_n text := CASE WHEN p_ordinals THEN ', x._dv_n' ELSE '' END;
+  v_with text;
 BEGIN
-  IF v_root IS NULL OR v_root = p_version THEN
+  IF v_root IS NULL OR (v_root = p_version AND NOT p_ordinals) THEN
+    IF p_ordinals THEN
+      RETURN format('SELECT dv_j.*, NULL::integer AS _dv_n FROM (%s) dv_j',
+        dv_internal.entries_join_sql(p_version, p_restrict, p_cols_of, p_restrict_rows, p_hashes));
+    END IF;
     RETURN dv_internal.entries_join_sql(p_version, p_restrict, p_cols_of, p_restrict_rows, p_hashes);
   END IF;
   v_ds := (SELECT v.dataset_id FROM dv.versions v WHERE v.id = p_version);
   SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
     INTO v_names, v_types FROM dv_internal.version_cols(coalesce(p_cols_of, p_version)) c;
+  v_with := format('dv_bm AS MATERIALIZED (SELECT dv_internal.dead_bits(%s, %s) AS bm)', p_version, v_root);
   IF p_restrict IS NULL THEN
     -- The bitmap is computed once (the CTE) and read by each branch as an InitPlan.
-    SELECT array_agg(format('SELECT %s FROM ONLY dv_rows.%I x WHERE x._dv_gone IS NULL AND get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
-                            dv_internal.entry_sql(v_ds, c.version_id, v_names, v_types, p_hashes), c.rel) ORDER BY c.lvl DESC)
+    SELECT array_agg(format('SELECT %s%s FROM ONLY dv_rows.%I x WHERE x._dv_gone IS NULL AND get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
+                            dv_internal.entry_sql(v_ds, c.version_id, v_names, v_types, p_hashes), v_n, c.rel) ORDER BY c.lvl DESC)
       INTO v_parts FROM dv_internal.chain(p_version) c;
     -- Wrapped so that callers may put it after UNION ALL.
-    RETURN format('SELECT * FROM (WITH dv_bm AS MATERIALIZED (SELECT dv_internal.dead_bits(%s, %s) AS bm) SELECT * FROM (%s) dv_r0) dv_r',
-      p_version, v_root, array_to_string(v_parts, ' UNION ALL '));
+    RETURN format('SELECT * FROM (WITH %s SELECT * FROM (%s) dv_r0) dv_r', v_with, array_to_string(v_parts, ' UNION ALL '));
   END IF;
 
-  -- Restricted: by bits only when many keys are wanted of the newer levels (the same
-  -- measure entries_join_sql uses to stop probing them per key).
+  -- Restricted: by bits when many keys are wanted of the newer levels (the measure
+  -- entries_join_sql uses to stop probing them per key), or when ordinals are wanted.
   SELECT count(*), coalesce(sum(greatest(pc.reltuples, 0)), 0) INTO v_levels, v_new_rows
   FROM dv_internal.chain(p_version) c JOIN pg_class pc ON pc.oid = format('dv_rows.%I', c.rel)::regclass WHERE c.version_id <> v_root;
-  IF p_restrict_rows IS NULL OR p_restrict_rows::real * v_levels * 16 <= v_new_rows THEN
-    RETURN dv_internal.entries_join_sql(p_version, p_restrict, p_cols_of, p_restrict_rows, p_hashes);
-  END IF;
   v_key := (dv_internal.key_columns(v_ds))[1];
-  SELECT c.rel, c.lvl INTO v_root_rel, v_root_lvl FROM dv_internal.chain(p_version) c WHERE c.version_id = v_root;
+  IF p_restrict_rows IS NULL OR p_restrict_rows::real * v_levels * 16 <= v_new_rows THEN
+    IF NOT p_ordinals THEN
+      RETURN dv_internal.entries_join_sql(p_version, p_restrict, p_cols_of, p_restrict_rows, p_hashes);
+    END IF;
+    -- Few keys: each table of the chain probed per key; the live entry has a clear bit.
+    SELECT array_agg(format('SELECT %s%s FROM %s dv_rr CROSS JOIN LATERAL (SELECT * FROM ONLY dv_rows.%I y WHERE y.%I = dv_rr._dv_key OFFSET 0) x WHERE x._dv_gone IS NULL AND get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
+                            dv_internal.entry_sql(v_ds, c.version_id, v_names, v_types, p_hashes), v_n, p_restrict, c.rel, v_key) ORDER BY c.lvl)
+      INTO v_parts FROM dv_internal.chain(p_version) c;
+    RETURN format('SELECT * FROM (WITH %s SELECT * FROM (%s) dv_r0) dv_r', v_with, array_to_string(v_parts, ' UNION ALL '));
+  END IF;
+  SELECT c.rel INTO v_root_rel FROM dv_internal.chain(p_version) c WHERE c.version_id = v_root;
   SELECT greatest(pc.reltuples, 0) INTO v_root_rows FROM pg_class pc WHERE pc.oid = format('dv_rows.%I', v_root_rel)::regclass;
   -- dv_m: (level, key) of each wanted key's live entry in the newer levels.
-  SELECT string_agg(format('SELECT %s AS lvl, x.%I AS k, x._dv_n AS n FROM ONLY dv_rows.%I x WHERE x._dv_gone IS NULL', c.lvl, v_key, c.rel), ' UNION ALL ')
-    INTO v_scan FROM dv_internal.chain(p_version) c WHERE c.version_id <> v_root;
-  SELECT array_agg(format('SELECT %s FROM dv_m JOIN ONLY dv_rows.%I x ON x.%I = dv_m.k WHERE dv_m.lvl = %s',
-                          dv_internal.entry_sql(v_ds, c.version_id, v_names, v_types, p_hashes), c.rel, v_key, c.lvl) ORDER BY c.lvl)
-    INTO v_parts FROM dv_internal.chain(p_version) c WHERE c.version_id <> v_root;
+  SELECT string_agg(format('SELECT %s AS lvl, x.%I AS k, x._dv_n AS n FROM ONLY dv_rows.%I x WHERE x._dv_gone IS NULL', c.lvl, v_key, c.rel), ' UNION ALL '),
+         array_agg(format('SELECT %s%s FROM dv_m JOIN ONLY dv_rows.%I x ON x.%I = dv_m.k WHERE dv_m.lvl = %s',
+                          dv_internal.entry_sql(v_ds, c.version_id, v_names, v_types, p_hashes), v_n, c.rel, v_key, c.lvl) ORDER BY c.lvl)
+    INTO v_scan, v_parts FROM dv_internal.chain(p_version) c WHERE c.version_id <> v_root;
+  IF v_scan IS NOT NULL THEN
+    v_with := v_with || format(', dv_m AS MATERIALIZED (SELECT u.lvl, u.k FROM (%s) u WHERE get_bit((SELECT dv_bm.bm FROM dv_bm), u.n) = 0 AND u.k IN (SELECT dv_rr._dv_key FROM %s dv_rr))',
+      v_scan, p_restrict);
+  END IF;
   -- The root's live entries among the wanted keys (a root holds no tombstones).
   IF p_restrict_rows::real * 32 > coalesce(v_root_rows, 0) THEN
-    v_parts := v_parts || format('SELECT %s FROM (SELECT * FROM ONLY dv_rows.%I OFFSET 0) x JOIN %s dv_rr ON dv_rr._dv_key = x.%I WHERE get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
-      dv_internal.entry_sql(v_ds, v_root, v_names, v_types, p_hashes), v_root_rel, p_restrict, v_key);
+    v_parts := coalesce(v_parts, '{}') || format('SELECT %s%s FROM (SELECT * FROM ONLY dv_rows.%I OFFSET 0) x JOIN %s dv_rr ON dv_rr._dv_key = x.%I WHERE get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
+      dv_internal.entry_sql(v_ds, v_root, v_names, v_types, p_hashes), v_n, v_root_rel, p_restrict, v_key);
   ELSE
-    v_parts := v_parts || format('SELECT %s FROM %s dv_rr CROSS JOIN LATERAL (SELECT * FROM ONLY dv_rows.%I y WHERE y.%I = dv_rr._dv_key OFFSET 0) x WHERE get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
-      dv_internal.entry_sql(v_ds, v_root, v_names, v_types, p_hashes), p_restrict, v_root_rel, v_key);
+    v_parts := coalesce(v_parts, '{}') || format('SELECT %s%s FROM %s dv_rr CROSS JOIN LATERAL (SELECT * FROM ONLY dv_rows.%I y WHERE y.%I = dv_rr._dv_key OFFSET 0) x WHERE get_bit((SELECT dv_bm.bm FROM dv_bm), x._dv_n) = 0',
+      dv_internal.entry_sql(v_ds, v_root, v_names, v_types, p_hashes), v_n, p_restrict, v_root_rel, v_key);
   END IF;
-  RETURN format('SELECT * FROM (WITH dv_bm AS MATERIALIZED (SELECT dv_internal.dead_bits(%s, %s) AS bm), '
-                'dv_m AS MATERIALIZED (SELECT u.lvl, u.k FROM (%s) u WHERE get_bit((SELECT dv_bm.bm FROM dv_bm), u.n) = 0 AND u.k IN (SELECT dv_rr._dv_key FROM %s dv_rr)) '
-                'SELECT * FROM (%s) dv_r0) dv_r',
-    p_version, v_root, v_scan, p_restrict, array_to_string(v_parts, ' UNION ALL '));
+  RETURN format('SELECT * FROM (WITH %s SELECT * FROM (%s) dv_r0) dv_r', v_with, array_to_string(v_parts, ' UNION ALL '));
 END
 $$;
-COMMENT ON FUNCTION dv_internal.entries_sql(bigint, text, bigint, bigint, boolean) IS 'SQL of a version''s live entries (user columns + _dv_key, _dv_hash, _dv_count), optionally restricted to the keys of a relation; with entry ordinals, whole reads and restricted reads of many keys skip superseded entries by bitmap. Example: SELECT dv_internal.entries_sql(42, NULL, NULL, NULL, false)';
+COMMENT ON FUNCTION dv_internal.entries_sql(bigint, text, bigint, bigint, boolean, boolean) IS 'SQL of a version''s live entries (user columns + _dv_key, _dv_hash, _dv_count, with p_ordinals _dv_n), optionally restricted to the keys of a relation; with entry ordinals, whole reads and restricted reads of many keys skip superseded entries by bitmap. Example: SELECT dv_internal.entries_sql(42, NULL, NULL, NULL, false)';
 
 CREATE OR REPLACE FUNCTION dv_internal.rows_sql(p_version bigint)
 RETURNS text
@@ -508,6 +526,16 @@ BEGIN
   -- complete (dv_internal.bits_root): else this version is read by joins like its parent.
   IF v_ord0 IS NOT NULL AND NOT v_first_commit THEN
     v_root := dv_internal.bits_root(v_first);
+    IF v_root IS NOT NULL AND left(p_change, 1) <> '('
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass(p_change) AND a.attname = '_dv_old_n' AND NOT a.attisdropped) THEN
+      -- dv.commit read the parent's entries with their ordinals already (_dv_old_n).
+      EXECUTE format('SELECT count(*) FROM %s c WHERE c._dv_old_n IS NULL AND c._dv_old_count > 0', p_change) INTO v_dups;
+      IF v_dups = 0 THEN
+        EXECUTE dv_internal.bits_of(format('SELECT c._dv_old_n FROM %s c WHERE c._dv_old_n IS NOT NULL', p_change)) INTO v_inc;
+        INSERT INTO dv_internal.version_dead (version_id, root_id, bits) VALUES (v_id, v_root, v_inc);
+        v_root := NULL;  -- done
+      END IF;
+    END IF;
     IF v_root IS NOT NULL THEN
       SELECT string_agg(format('SELECT %s AS lvl, x.%I AS k, x._dv_n AS n, x._dv_gone AS gone FROM ONLY dv_rows.%I x', c.lvl, v_key, c.rel), ' UNION ALL ')
         INTO v_levels FROM dv_internal.chain(v_first) c WHERE c.version_id <> v_root;
@@ -545,6 +573,367 @@ BEGIN
 
   version_id := v_id; added := v_added; removed := v_removed; modified := v_modified; row_count := v_rows; content_hash := v_hash;
   RETURN NEXT;
+END
+$$;
+
+
+CREATE OR REPLACE FUNCTION dv.commit(
+  p_dataset text,
+  p_staging regclass,
+  p_mode text DEFAULT 'replace',
+  p_branch text DEFAULT 'main',
+  p_message text DEFAULT NULL,
+  p_tag text DEFAULT NULL,
+  p_force boolean DEFAULT false,
+  p_metadata jsonb DEFAULT '{}'::jsonb
+)
+RETURNS TABLE (version_id bigint, parent_id bigint, branch text, created boolean, added bigint, removed bigint,
+               modified bigint, row_count bigint, content_hash text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET "DateStyle" = 'ISO, MDY'
+SET "TimeZone" = 'UTC'
+SET "IntervalStyle" = 'postgres'
+SET extra_float_digits = 1
+AS $$
+-- Contract: in one transaction, turns the staging table into a version on p_branch:
+--   replace  the staging rows are the whole new contents
+--   append   add rows (keyed: a key that exists already is an error; keyless: copies add up)
+--   upsert   insert or replace rows by key (keyed datasets only)
+--   delete   remove the keys (keyless: one copy per staged row) present in the staging table
+--   apply    a change set (keyed datasets only): rows whose _dv_delete column is true
+--            remove their key, the others are upserted; one version for a mixed change
+-- Only changed keys are stored. Nothing changed and not p_force: no version, created = false.
+-- Concurrency: the branch row is locked (FOR UPDATE), so commits to one branch are
+-- serialized. If the branch moved after dv.stage created the staging table, this commit
+-- was prepared against a version that is no longer the head: it fails with a conflict
+-- naming both versions instead of silently replacing or rebasing the other writer's
+-- change (a replace would drop it). Re-stage and commit again.
+-- Entry ordinals (migration 009): the read of the head's entries for the changed keys
+-- also returns their ordinals (_dv_old_n in the change), so make_version records what
+-- the new delta supersedes without a second lookup of every changed key.
+DECLARE
+  v_ds bigint := dv_internal.dataset_id(p_dataset);
+  v_kind text;
+  v_keys text[];
+  v_keyless boolean;
+  v_head bigint;
+  v_ref_kind text;
+  v_staged_head bigint;
+  v_heads jsonb;
+  v_head_names text[];
+  v_head_types text[];
+  v_old_names text[];
+  v_names text[];
+  v_types text[];
+  v_st record;
+  v_sel text[] := '{}';
+  v_i int;
+  v_bad jsonb;
+  v_n bigint;
+  v_old text;
+  v_csel text[];
+  v_where text;
+  v_from text;
+  v_res record;
+  v_registered boolean := false;
+  v_keyobj text;
+  v_fast boolean;
+  v_empty_delete boolean;
+  v_change text := 'pg_temp.dv_commit_c';
+  v_nullcond text;
+  v_layout smallint;
+  v_ordinals boolean;
+  v_keyexpr text;
+BEGIN
+  SELECT d.kind INTO v_kind FROM dv.datasets d WHERE d.id = v_ds;
+  v_keys := dv_internal.key_columns(v_ds);
+  v_keyless := v_keys IS NULL;
+  IF p_mode IS NULL OR p_mode NOT IN ('replace', 'append', 'upsert', 'delete', 'apply') THEN
+    RAISE EXCEPTION 'commit mode "%" is not known', p_mode
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use replace, append, upsert, delete or apply';
+  END IF;
+  IF v_keyless AND p_mode IN ('upsert', 'apply') THEN
+    RAISE EXCEPTION 'dataset "%" has no key, so mode % does not apply', p_dataset, p_mode
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use append (rows are counted) or replace; or declare key columns when creating the dataset';
+  END IF;
+  IF p_staging IS NULL THEN
+    RAISE EXCEPTION 'no staging table given for dataset "%"', p_dataset
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Create one with SELECT dv.stage(dataset) and fill it with COPY';
+  END IF;
+  IF NOT has_table_privilege(session_user, p_staging, 'SELECT') THEN
+    RAISE EXCEPTION 'role % may not read staging table %', session_user, p_staging
+      USING ERRCODE = 'insufficient_privilege', HINT = 'Commit from a table you can read, e.g. one made by dv.stage';
+  END IF;
+
+  -- Lock the branch: concurrent commits to it wait here, then see the new head.
+  SELECT r.version_id, r.kind INTO v_head, v_ref_kind FROM dv.refs r WHERE r.dataset_id = v_ds AND r.name = p_branch FOR UPDATE;
+  IF v_head IS NULL THEN
+    RAISE EXCEPTION 'dataset "%" has no branch "%"', p_dataset, p_branch
+      USING ERRCODE = 'undefined_object', HINT = format('Create it with SELECT * FROM dv.branch_create(%L, %L)', p_dataset, p_branch);
+  ELSIF v_ref_kind <> 'branch' THEN
+    RAISE EXCEPTION '"%" of dataset "%" is a tag; commits go to branches', p_branch, p_dataset
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Commit to a branch, e.g. main';
+  END IF;
+  IF p_tag IS NOT NULL THEN
+    PERFORM dv_internal.check_ref_name('tag', p_tag);
+    IF EXISTS (SELECT 1 FROM dv.refs r WHERE r.dataset_id = v_ds AND r.name = p_tag) THEN
+      RAISE EXCEPTION 'dataset "%" already has a ref named "%"', p_dataset, p_tag
+        USING ERRCODE = 'duplicate_object', HINT = 'Tags never move: choose another tag name';
+    END IF;
+  END IF;
+
+  IF to_regclass('pg_temp.dv_staging_registry') IS NOT NULL THEN
+    EXECUTE 'SELECT heads FROM pg_temp.dv_staging_registry WHERE relid = $1 AND dataset_id = $2' INTO v_heads USING p_staging::oid, v_ds;
+    v_registered := v_heads IS NOT NULL;
+    v_staged_head := (v_heads ->> p_branch)::bigint;
+    IF v_staged_head IS NOT NULL AND v_staged_head <> v_head THEN
+      RAISE EXCEPTION 'branch "%" of dataset "%" moved from version % to version % after this staging table was created',
+        p_branch, p_dataset, v_staged_head, v_head
+        USING ERRCODE = 'serialization_failure',
+              HINT = format('Another commit won; see SELECT * FROM dv.diff(%L, %L, %L), then stage and commit again', p_dataset, v_staged_head::text, v_head::text);
+    END IF;
+  END IF;
+
+  -- The new schema: the head's columns, then staging columns it lacks (schema evolution).
+  SELECT coalesce(array_agg(c.column_name ORDER BY c.ordinal), '{}'), coalesce(array_agg(c.data_type ORDER BY c.ordinal), '{}')
+    INTO v_head_names, v_head_types FROM dv_internal.version_cols(v_head) c;
+  v_old_names := v_head_names;
+  IF cardinality(v_head_names) = 0 AND v_kind = 'files' THEN
+    SELECT array_agg(c.column_name ORDER BY c.ordinal), array_agg(c.data_type ORDER BY c.ordinal)
+      INTO v_head_names, v_head_types FROM dv_internal.files_columns() c;
+  END IF;
+  v_names := v_head_names;
+  v_types := v_head_types;
+  FOR v_st IN
+    SELECT a.attname::text AS column_name, format_type(a.atttypid, a.atttypmod) AS data_type
+    FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attnum > 0 AND NOT a.attisdropped AND a.attname::text NOT LIKE '\_dv\_%'
+    ORDER BY a.attnum
+  LOOP
+    IF NOT (v_st.column_name = ANY (v_names)) THEN
+      IF v_kind = 'files' THEN
+        RAISE EXCEPTION 'staging table % has column "%" which files dataset "%" does not have', p_staging, v_st.column_name, p_dataset
+          USING ERRCODE = 'undefined_column', HINT = 'A files dataset has the columns path, size, content_hash, mode, link_target';
+      END IF;
+      v_names := v_names || v_st.column_name;
+      v_types := v_types || v_st.data_type;
+    END IF;
+  END LOOP;
+  -- A keyed delete names keys to remove: it adds no columns. Deleting from an empty
+  -- version changes nothing (and must not give a new dataset its schema).
+  IF p_mode = 'delete' AND NOT v_keyless AND cardinality(v_head_names) > 0 THEN
+    v_names := v_head_names;
+    v_types := v_head_types;
+  END IF;
+  v_empty_delete := p_mode = 'delete' AND NOT coalesce(p_force, false)
+    AND (SELECT v.row_count FROM dv.versions v WHERE v.id = v_head) = 0;
+  IF cardinality(v_names) = 0 THEN
+    RAISE EXCEPTION 'staging table % has no columns', p_staging
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Create it with SELECT dv.stage(dataset, column list)';
+  END IF;
+  IF NOT v_keyless THEN
+    FOR v_i IN 1..cardinality(v_keys) LOOP
+      IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = v_keys[v_i] AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'staging table % lacks key column "%" of dataset "%"', p_staging, v_keys[v_i], p_dataset
+          USING ERRCODE = 'undefined_column', HINT = format('Every row needs the key columns %s', array_to_string(v_keys, ', '));
+      END IF;
+    END LOOP;
+  END IF;
+
+  -- Layout 2 (migration 008): the key is the key column's value, not its hash.
+  v_layout := dv_internal.settle_layout(v_ds, v_names, v_types);
+  v_ordinals := v_layout = 2 AND (SELECT d.row_ordinals FROM dv.datasets d WHERE d.id = v_ds);
+  v_keyexpr := CASE
+    WHEN v_keyless THEN 'NULL::bytea'
+    WHEN v_layout = 2 THEN format('x.%I', v_keys[1])
+    ELSE format('coalesce(x._dv_given_key, %s)',
+      dv_internal.hash_sql('x', v_keys, (SELECT array_agg(v_types[array_position(v_names, k)]) FROM unnest(v_keys) k))) END;
+
+  -- e: the staged rows cast to the dataset's types, with keys and row hashes.
+  FOR v_i IN 1..cardinality(v_names) LOOP
+    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = v_names[v_i] AND a.attnum > 0 AND NOT a.attisdropped) THEN
+      v_sel := v_sel || format('s.%I::%s AS %I', v_names[v_i], v_types[v_i], v_names[v_i]);
+    ELSE
+      v_sel := v_sel || format('NULL::%s AS %I', v_types[v_i], v_names[v_i]);
+    END IF;
+  END LOOP;
+  -- A loader may fill _dv_hash (and, keyed, _dv_key) itself with the bytes src/rows
+  -- computes, to hash in parallel with COPY; NULLs (and absent columns) are hashed here.
+  v_sel := v_sel
+    || CASE WHEN EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_hash' AND a.atttypid = 'bytea'::regtype AND NOT a.attisdropped)
+            THEN 's._dv_hash AS _dv_given_hash' ELSE 'NULL::bytea AS _dv_given_hash' END
+    || CASE WHEN NOT v_keyless AND v_layout = 1 AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_key' AND a.atttypid = 'bytea'::regtype AND NOT a.attisdropped)
+            THEN 's._dv_key AS _dv_given_key' ELSE 'NULL::bytea AS _dv_given_key' END;
+  -- Mode apply: a true _dv_delete (any type that casts to boolean; NULL = false) makes the
+  -- staged row a deletion of its key.
+  IF p_mode = 'apply' AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_staging AND a.attname = '_dv_delete' AND a.attnum > 0 AND NOT a.attisdropped) THEN
+    v_sel := v_sel || 'coalesce(s._dv_delete::text::boolean, false) AS _dv_given_delete'::text;
+  ELSE
+    v_sel := v_sel || 'false AS _dv_given_delete'::text;
+  END IF;
+  -- The first commit of a keyed dataset: every staged row is new. The rows go from the
+  -- staging table into the version's table in one pass, hashed on the way, instead of
+  -- through two temporary copies; the table's unique index catches repeated keys.
+  v_fast := NOT v_keyless AND cardinality(v_old_names) = 0 AND p_mode NOT IN ('delete', 'apply');
+  IF v_empty_delete THEN
+    v_n := 0;
+    v_names := v_head_names;
+    v_types := v_head_types;
+  ELSIF v_fast AND v_layout = 2 THEN
+    -- The version table's NOT NULL key column catches NULL keys (make_version names
+    -- them); a first commit always makes a version, so the rows need no count here.
+    v_n := 1;
+    v_change := format('(SELECT %s, %s AS _dv_key, NULL::bytea AS _dv_hash, 1::bigint AS _dv_count FROM (SELECT %s FROM %s s) x)',
+      (SELECT string_agg(format('x.%I', n), ', ') FROM unnest(v_names) n), v_keyexpr, array_to_string(v_sel, ', '), p_staging);
+  ELSIF v_fast THEN
+    v_keyobj := (SELECT format('jsonb_build_object(%s)', string_agg(format('%L, %I', k, k), ', ')) FROM unnest(v_keys) k);
+    v_nullcond := (SELECT string_agg(format('%I IS NULL', k), ' OR ') FROM unnest(v_keys) k);
+    EXECUTE format('SELECT count(*), count(*) FILTER (WHERE %s), (min(%s::text) FILTER (WHERE %s))::jsonb FROM (SELECT %s FROM %s s) x',
+      v_nullcond, v_keyobj, v_nullcond, array_to_string(v_sel, ', '), p_staging) INTO v_n, v_i, v_bad;
+    IF v_i > 0 THEN
+      RAISE EXCEPTION '% staged row(s) for dataset "%" have a NULL key column, e.g. %', v_i, p_dataset, v_bad
+        USING ERRCODE = 'not_null_violation', HINT = format('Key columns %s must be set in every row', array_to_string(v_keys, ', '));
+    END IF;
+    v_change := format('(SELECT %s, %s AS _dv_key, coalesce(x._dv_given_hash, %s) AS _dv_hash, 1::bigint AS _dv_count FROM (SELECT %s FROM %s s) x)',
+      (SELECT string_agg(format('x.%I', n), ', ') FROM unnest(v_names) n), v_keyexpr,
+      dv_internal.hash_sql('x', v_names, v_types), array_to_string(v_sel, ', '), p_staging);
+  ELSE
+    DROP TABLE IF EXISTS pg_temp.dv_commit_e;
+    DROP TABLE IF EXISTS pg_temp.dv_commit_c;
+    -- A deletion (mode apply) is staged as a tombstone: no row hash, count 0.
+    EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS SELECT %s, %s AS _dv_key,
+                      CASE WHEN NOT x._dv_given_delete THEN coalesce(x._dv_given_hash, %s) END AS _dv_hash,
+                      CASE WHEN x._dv_given_delete THEN 0 ELSE 1 END::bigint AS _dv_count
+                    FROM (SELECT %s FROM %s s) x',
+      (SELECT string_agg(format('x.%I', n), ', ') FROM unnest(v_names) n), v_keyexpr,
+      dv_internal.hash_sql('x', v_names, v_types), array_to_string(v_sel, ', '), p_staging);
+
+    IF v_keyless THEN
+      -- Identity = row hash; duplicates become one entry with a count.
+      ALTER TABLE pg_temp.dv_commit_e RENAME TO dv_commit_e0;
+      EXECUTE format('CREATE TEMP TABLE dv_commit_e ON COMMIT DROP AS
+                      SELECT DISTINCT ON (_dv_hash) %s, _dv_hash AS _dv_key, _dv_hash, count(*) OVER (PARTITION BY _dv_hash) AS _dv_count
+                      FROM pg_temp.dv_commit_e0', (SELECT string_agg(format('%I', n), ', ') FROM unnest(v_names) n));
+      DROP TABLE pg_temp.dv_commit_e0;
+    ELSE
+      v_keyobj := (SELECT format('jsonb_build_object(%s)', string_agg(format('%L, %I', k, k), ', ')) FROM unnest(v_keys) k);
+      EXECUTE format('SELECT count(*), min(%s::text)::jsonb FROM pg_temp.dv_commit_e WHERE %s',
+        v_keyobj, (SELECT string_agg(format('%I IS NULL', k), ' OR ') FROM unnest(v_keys) k)) INTO v_n, v_bad;
+      IF v_n > 0 THEN
+        RAISE EXCEPTION '% staged row(s) for dataset "%" have a NULL key column, e.g. %', v_n, p_dataset, v_bad
+          USING ERRCODE = 'not_null_violation', HINT = format('Key columns %s must be set in every row', array_to_string(v_keys, ', '));
+      END IF;
+      -- Group by the key hash alone; build the readable key only for the reported duplicate.
+      EXECUTE format('SELECT d.n, (SELECT %s FROM pg_temp.dv_commit_e e WHERE e._dv_key = d._dv_key LIMIT 1)
+                      FROM (SELECT _dv_key, count(*) OVER () AS n FROM pg_temp.dv_commit_e GROUP BY _dv_key HAVING count(*) > 1 LIMIT 1) d',
+        v_keyobj) INTO v_n, v_bad;
+      IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'staged rows for dataset "%" repeat key % (% duplicated key(s))', p_dataset, v_bad, v_n
+          USING ERRCODE = 'unique_violation', HINT = 'Each key may appear once per commit; remove the duplicates';
+      END IF;
+    END IF;
+    -- No index on e: reads restricted to its keys drive index probes into the (indexed) delta tables.
+    SELECT count(*) INTO v_n FROM pg_temp.dv_commit_e;
+    IF v_n > 10000 THEN
+      ANALYZE pg_temp.dv_commit_e;
+    END IF;
+
+    -- c: one row per key whose entry changes, with its old hash and count.
+    v_csel := '{}';
+    FOR v_i IN 1..cardinality(v_names) LOOP
+      IF NOT v_keyless AND v_names[v_i] = ANY (v_keys) AND v_names[v_i] = ANY (v_old_names) THEN
+        v_csel := v_csel || format('coalesce(e.%1$I, o.%1$I) AS %1$I', v_names[v_i]);
+      ELSIF NOT v_keyless AND v_names[v_i] = ANY (v_keys) THEN
+        v_csel := v_csel || format('e.%I', v_names[v_i]);
+      ELSIF p_mode = 'delete' AND NOT v_keyless THEN
+        v_csel := v_csel || format('NULL::%s AS %I', v_types[v_i], v_names[v_i]);
+      ELSIF p_mode = 'apply' THEN
+        v_csel := v_csel || format('CASE WHEN e._dv_hash IS NOT NULL THEN e.%1$I END AS %1$I', v_names[v_i]);
+      ELSE
+        v_csel := v_csel || format('e.%I', v_names[v_i]);
+      END IF;
+    END LOOP;
+    IF p_mode = 'replace' THEN
+      v_old := dv_internal.entries_sql(v_head, NULL, NULL, NULL, true, v_ordinals);
+      v_from := format('pg_temp.dv_commit_e e FULL JOIN (%s) o ON o._dv_key = e._dv_key', v_old);
+      v_where := 'o._dv_key IS NULL OR e._dv_key IS NULL OR e._dv_hash IS DISTINCT FROM o._dv_hash OR e._dv_count <> o._dv_count';
+      v_csel := v_csel || ARRAY['coalesce(e._dv_key, o._dv_key) AS _dv_key', 'e._dv_hash AS _dv_hash', 'coalesce(e._dv_count, 0) AS _dv_count'];
+    ELSE
+      SELECT count(*) INTO v_n FROM pg_temp.dv_commit_e;
+      v_old := dv_internal.entries_sql(v_head, 'pg_temp.dv_commit_e', NULL, v_n, true, v_ordinals);
+      IF p_mode = 'append' AND NOT v_keyless AND cardinality(v_old_names) > 0 THEN
+        EXECUTE format('SELECT count(*), min(%s::text)::jsonb FROM (%s) o', v_keyobj, v_old) INTO v_n, v_bad;
+        IF v_n > 0 THEN
+          RAISE EXCEPTION '% staged key(s) already exist in branch "%" of dataset "%", e.g. %', v_n, p_branch, p_dataset, v_bad
+            USING ERRCODE = 'unique_violation', HINT = 'Use mode upsert to replace existing rows';
+        END IF;
+      END IF;
+      IF p_mode = 'append' THEN
+        v_from := format('pg_temp.dv_commit_e e LEFT JOIN (%s) o ON o._dv_key = e._dv_key', v_old);
+        v_where := 'true';
+        v_csel := v_csel || ARRAY['e._dv_key', 'e._dv_hash', 'e._dv_count + coalesce(o._dv_count, 0) AS _dv_count'];
+      ELSIF p_mode = 'upsert' THEN
+        v_from := format('pg_temp.dv_commit_e e LEFT JOIN (%s) o ON o._dv_key = e._dv_key', v_old);
+        v_where := 'o._dv_key IS NULL OR o._dv_hash IS DISTINCT FROM e._dv_hash';
+        v_csel := v_csel || ARRAY['e._dv_key', 'e._dv_hash', 'e._dv_count'];
+      ELSIF p_mode = 'apply' THEN
+        -- Upserts that change a row, and deletions of keys that exist.
+        v_from := format('pg_temp.dv_commit_e e LEFT JOIN (%s) o ON o._dv_key = e._dv_key', v_old);
+        v_where := 'CASE WHEN e._dv_hash IS NULL THEN o._dv_key IS NOT NULL ELSE o._dv_key IS NULL OR o._dv_hash IS DISTINCT FROM e._dv_hash END';
+        v_csel := v_csel || ARRAY['e._dv_key', 'e._dv_hash', 'e._dv_count'];
+      ELSIF v_keyless THEN  -- delete, keyless: remove as many copies as staged
+        v_from := format('pg_temp.dv_commit_e e JOIN (%s) o ON o._dv_key = e._dv_key', v_old);
+        v_where := 'true';
+        v_csel := v_csel || ARRAY['e._dv_key', 'CASE WHEN o._dv_count > e._dv_count THEN e._dv_hash END AS _dv_hash',
+                                  'greatest(o._dv_count - e._dv_count, 0) AS _dv_count'];
+      ELSE  -- delete, keyed: tombstones for the keys that exist
+        v_from := format('pg_temp.dv_commit_e e JOIN (%s) o ON o._dv_key = e._dv_key', v_old);
+        v_where := 'true';
+        v_csel := v_csel || ARRAY['e._dv_key', 'NULL::bytea AS _dv_hash', '0::bigint AS _dv_count'];
+      END IF;
+    END IF;
+    v_csel := v_csel || ARRAY['o._dv_hash AS _dv_old_hash', 'coalesce(o._dv_count, 0) AS _dv_old_count'];
+    IF v_ordinals THEN
+      v_csel := v_csel || 'o._dv_n AS _dv_old_n'::text;
+    END IF;
+    IF cardinality(v_old_names) = 0 AND p_mode NOT IN ('delete', 'apply') THEN
+      -- First commit on an empty root: every staged entry is new; reuse e instead of copying it.
+      ALTER TABLE pg_temp.dv_commit_e RENAME TO dv_commit_c;
+      ALTER TABLE pg_temp.dv_commit_c ADD COLUMN _dv_old_hash bytea, ADD COLUMN _dv_old_count bigint NOT NULL DEFAULT 0;
+    ELSE
+      EXECUTE format('CREATE TEMP TABLE dv_commit_c ON COMMIT DROP AS SELECT %s FROM %s WHERE %s',
+        array_to_string(v_csel, ', '), v_from, v_where);
+      -- The keyless append/delete joins above also emit keys whose count did not change.
+      DELETE FROM pg_temp.dv_commit_c c WHERE c._dv_count = c._dv_old_count AND c._dv_hash IS NOT DISTINCT FROM c._dv_old_hash;
+    END IF;
+    SELECT count(*) INTO v_n FROM pg_temp.dv_commit_c;
+  END IF;
+
+  IF v_n = 0 AND NOT coalesce(p_force, false) AND v_names = v_head_names THEN
+    IF p_tag IS NOT NULL THEN
+      PERFORM dv.tag_create(p_dataset, p_tag, v_head::text);
+    END IF;
+    IF v_registered THEN
+      EXECUTE 'DELETE FROM pg_temp.dv_staging_registry WHERE relid = $1' USING p_staging::oid;
+      EXECUTE format('DROP TABLE %s', p_staging);
+    END IF;
+    RETURN QUERY SELECT v.id, v.parent_id, p_branch, false, 0::bigint, 0::bigint, 0::bigint, v.row_count, v.content_hash
+      FROM dv.versions v WHERE v.id = v_head;
+    RETURN;
+  END IF;
+
+  SELECT * INTO v_res FROM dv_internal.make_version(v_ds, ARRAY[v_head], v_names, v_types, v_change,
+    p_message, p_metadata, p_branch, format('commit (%s)', p_mode));
+  IF p_tag IS NOT NULL THEN
+    PERFORM dv.tag_create(p_dataset, p_tag, v_res.version_id::text);
+  END IF;
+  DROP TABLE IF EXISTS pg_temp.dv_commit_e;
+  DROP TABLE IF EXISTS pg_temp.dv_commit_c;
+  IF v_registered THEN
+    EXECUTE 'DELETE FROM pg_temp.dv_staging_registry WHERE relid = $1' USING p_staging::oid;
+    EXECUTE format('DROP TABLE %s', p_staging);
+  END IF;
+  RETURN QUERY SELECT v_res.version_id, v_head, p_branch, true, v_res.added, v_res.removed, v_res.modified, v_res.row_count, v_res.content_hash;
 END
 $$;
 
@@ -601,11 +990,11 @@ $$;
 
 REVOKE EXECUTE ON FUNCTION
   dv_internal.bits_root(bigint), dv_internal.dead_bits(bigint, bigint), dv_internal.bits_of(text),
-  dv_internal.entries_sql(bigint, text, bigint, bigint, boolean)
+  dv_internal.entries_sql(bigint, text, bigint, bigint, boolean, boolean)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   dv_internal.bits_root(bigint), dv_internal.dead_bits(bigint, bigint), dv_internal.bits_of(text),
-  dv_internal.entries_sql(bigint, text, bigint, bigint, boolean)
+  dv_internal.entries_sql(bigint, text, bigint, bigint, boolean, boolean)
 TO pgdv_reader;
 
 -- ---------------------------------------------------------------------------
