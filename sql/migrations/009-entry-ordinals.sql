@@ -18,8 +18,12 @@
 --   * a version's dead entries are the OR of those increments down to its chain root
 --     (dv_internal.dead_bits), one bit per entry: about 0.7 MB at 5.5M entries;
 --   * a whole read is then a UNION ALL of the chain's tables, each filtered by
---     get_bit(dead, _dv_n) = 0 and its tombstone flag. No join, no sort.
--- Restricted reads (commits, diffs, merges, point lookups) keep probing key indexes.
+--     get_bit(dead, _dv_n) = 0 and its tombstone flag. No join, no sort;
+--   * a read restricted to many keys (a commit's, a diff's) finds the newer levels'
+--     live entries in one pass and fetches only those; a commit's read of its head
+--     also returns their ordinals, which become its increment;
+--   * a diff across many changes reads each side by bits (dv_internal.diff_sql).
+-- Reads of few keys (point lookups, small commits and diffs) keep probing key indexes.
 -- A version whose chain lacks an increment (a checkpoint made on demand below existing
 -- versions, ordinals past 2^31) is read the old way; so is every dataset committed
 -- before this migration.
