@@ -25,7 +25,7 @@
 --   * a diff across many changes reads each side by bits (dv_internal.diff_sql).
 -- Reads of few keys (point lookups, small commits and diffs) keep probing key indexes.
 -- A version whose chain lacks an increment (a checkpoint made on demand below existing
--- versions, ordinals past 2^31) is read the old way; so is every dataset committed
+-- versions, ordinals past 2^30) is read the old way; so is every dataset committed
 -- before this migration.
 --
 -- Also: version tables never change after their commit, so their key indexes are built
