@@ -328,6 +328,23 @@ describe('bad input: one line, non-zero exit, nothing committed', () => {
     expect(await versions('bad')).toBe(before)
   })
 
+  it('a first commit that fails leaves no staging table; the next one takes its load over', async () => {
+    expect((await run(['dataset', 'create', 'firstbad', '--key', 'id'])).exitCode).toBe(0)
+    const before = await versions('firstbad')
+    expectOneLineError(await run(['commit', 'firstbad', await file('fb1.csv', 'id,name\n1,a\n,b\n')]), /fb1\.csv line 3: the key column id is empty; nothing was committed/)
+    expectOneLineError(await run(['commit', 'firstbad', await file('fb2.csv', 'id,name\n1,a\n2,b\n1,c\n')]), /repeat key \{"id": 1\}/)
+    expectOneLineError(await run(['commit', 'firstbad', await file('fb3.csv', 'id,name\n1,a\nx,b\n'), '--columns', 'id bigint, name text']), /fb3\.csv line 3, column id: invalid input syntax for type bigint/)
+    expect(await versions('firstbad')).toBe(before)
+    const left = async () => (await c.query("SELECT (SELECT count(*) FROM pg_class WHERE relname ~ '_load_')::int AS tables, (SELECT count(*) FROM dv_internal.first_loads)::int AS loads")).rows[0]
+    expect(await left()).toEqual({ tables: 0, loads: 0 })
+    const ok = await run<{ version_id: string; row_count: string }>(['commit', 'firstbad', await file('fb4.csv', 'id,name\n1,a\n2,b\n'), '--json'])
+    expect(ok.exitCode).toBe(0)
+    expect(ok.json).toMatchObject({ row_count: '2' })
+    const { rows } = await c.query('SELECT t.ord_start, t.ord_end FROM dv.version_tables t WHERE t.version_id = $1', [ok.json!.version_id])
+    expect(rows).toEqual([{ ord_start: '0', ord_end: '2' }])
+    expect(await left()).toEqual({ tables: 0, loads: 0 })
+  })
+
   it('names that need quoting: dataset and columns with spaces, quotes and capitals', async () => {
     const name = 'My "odd" data; drop'
     expect((await run(['dataset', 'create', name, '--key', 'Row ID'])).exitCode).toBe(0)

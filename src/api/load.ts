@@ -131,8 +131,13 @@ function checkKeys(dataset: string, keys: string[] | null, names: string[], what
   }
 }
 
+/**
+ * The staging table: dv.stage_first, which for a dataset's first commit gives a table in
+ * dv_rows that dv.commit takes over as the version's table (no copy), else dv.stage's
+ * session TEMP table. Either way it was created in the load's transaction.
+ */
 async function stage(client: pg.ClientBase, dataset: string, defs: ColumnDef[]): Promise<string> {
-  const { rows } = await client.query<{ name: string }>('SELECT dv.stage(p_dataset => $1::text, p_columns => $2::text) AS name', [
+  const { rows } = await client.query<{ name: string }>('SELECT dv.stage_first(p_dataset => $1::text, p_columns => $2::text) AS name', [
     dataset,
     defs.length > 0 ? formatColumnDefs(defs) : null,
   ])
@@ -148,14 +153,23 @@ async function commitStaging(client: pg.ClientBase, staging: string, o: CommitOp
   return rows[0]
 }
 
+/**
+ * One connection and one transaction for a whole load: the staging table, the COPY and
+ * dv.commit, so a failure anywhere leaves nothing (a first load's staging table is a
+ * permanent table until dv.commit takes it over).
+ */
 async function withLoadClient<T>(pgdv: Pgdv, fn: (client: pg.PoolClient, cleanup: string[]) => Promise<T>): Promise<T> {
   const client = await pgdv.db.pool.connect()
   const cleanup: string[] = []
   let broken = false
   try {
-    return await fn(client, cleanup)
+    await client.query('BEGIN')
+    const result = await fn(client, cleanup)
+    await client.query('COMMIT')
+    return result
   } catch (e) {
     broken = true
+    await client.query('ROLLBACK').catch(() => {})
     throw e
   } finally {
     for (const sql of cleanup.reverse()) await client.query(sql).catch(() => {})
@@ -179,12 +193,21 @@ export async function mapCopyError(
   lineOf: (copyLine: number) => number | undefined | Promise<number | undefined>,
   types: Map<string, string>,
 ): Promise<unknown> {
-  const err = e as { where?: string; message?: string; code?: string; hint?: string }
+  const err = e as { where?: string; message?: string; code?: string; hint?: string; column?: string }
   if (!err?.where || !/^COPY /.test(err.where)) return e
   const m = /line (\d+)(?:, column ([^:]+))?/.exec(err.where)
   if (!m) return e
   const found = await lineOf(Number(m[1]))
   const where = found === undefined ? `record ${Number(m[1])}` : `line ${found}`
+  if (err.code === '23502' && err.column) {
+    // A first load's table has the key NOT NULL (its name is pgdv's, not the user's).
+    return new PgdvError(`${file} ${where}: the key column ${err.column} is empty; nothing was committed`, {
+      kind: 'usage',
+      sqlstate: err.code,
+      hint: `Every row needs its key (${err.column})`,
+      cause: e,
+    })
+  }
   const col = m[2]
   const type = col ? types.get(col) : undefined
   return new PgdvError(`${file} ${where}${col ? `, column ${col}` : ''}: ${err.message}; nothing was committed`, {
@@ -218,6 +241,14 @@ function skipTypeErrors(
   }
   client.on('notice', listener)
   return { options: ['ON_ERROR ignore', 'LOG_VERBOSITY verbose'], done: () => void client.removeListener('notice', listener) }
+}
+
+/**
+ * COPY ... (FREEZE) for a first load: its table was created in this transaction, so the
+ * rows can be written frozen and later reads set no hint bits on them.
+ */
+function freeze(staging: string): string[] {
+  return staging.startsWith('dv_rows.') ? ['FREEZE'] : []
 }
 
 /** Loads a CSV, JSONL or Parquet file into a new version of a table dataset. */
@@ -299,7 +330,7 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
       const o = input.csv ?? {}
       const lineMap = new LineMap()
       const skip = tolerant ? skipTypeErrors(client, pgdv.db.serverVersion, (n) => lineMap.inputLine(n), types, onBad) : undefined
-      const copyOpts = [csvCopyOptions(tolerant ? { ...o, header: false } : o, (x) => client.escapeLiteral(x)), ...(skip?.options ?? [])].join(', ')
+      const copyOpts = [csvCopyOptions(tolerant ? { ...o, header: false } : o, (x) => client.escapeLiteral(x)), ...(skip?.options ?? []), ...freeze(staging)].join(', ')
       const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN WITH (${copyOpts})`))
       const onBytes = (n: number) => {
         bytes += n
@@ -345,7 +376,8 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
         },
       })
       const skip = tolerant ? skipTypeErrors(client, pgdv.db.serverVersion, (n) => lineMap.inputLine(n), types, onBad) : undefined
-      const withOpts = skip?.options.length ? ` WITH (${skip.options.join(', ')})` : ''
+      const opts = [...(skip?.options ?? []), ...freeze(staging)]
+      const withOpts = opts.length ? ` WITH (${opts.join(', ')})` : ''
       const copy = client.query(copyFrom(`COPY ${staging} (${columnList}) FROM STDIN${withOpts}`))
       try {
         await runPipeline([...rs.stages, encoder, copy])
