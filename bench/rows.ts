@@ -327,7 +327,7 @@ async function main(): Promise<void> {
     savedDepth = await oneValue<string>(client, "SELECT value AS v FROM dv.settings WHERE name = 'checkpoint_depth'")
     await client.query("UPDATE dv.settings SET value = '100000' WHERE name = 'checkpoint_depth'")
     const settings = await client.query<{ name: string; setting: string; unit: string | null }>(
-      "SELECT name, setting, unit FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'maintenance_work_mem', 'max_parallel_workers_per_gather') ORDER BY name",
+      "SELECT name, setting, unit FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'maintenance_work_mem', 'max_parallel_workers_per_gather', 'wal_level') ORDER BY name",
     )
 
     // --- data -------------------------------------------------------------

@@ -193,7 +193,11 @@ export async function startEmbedded(home: string, s: EmbeddedSettings): Promise<
   let port = s.port
   if (await portInUse(port)) port = await freePort()
   const ids = await postgresIds()
-  const opts = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=200`
+  // wal_level=minimal: the embedded server has no replicas or WAL archive to feed, and a
+  // table created and filled in one transaction (a version table, its index, a first
+  // load, a checkpoint) then skips the WAL and is synced to disk once at commit instead.
+  // Crash recovery is unchanged. An existing server keeps its own settings.
+  const opts = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=200 -c wal_level=minimal -c max_wal_senders=0`
   const r = await run(pg_ctl, ['start', '-w', '-t', '60', '-D', paths.data, '-l', paths.log, '-o', opts], {
     uid: ids?.uid,
     gid: ids?.gid,
