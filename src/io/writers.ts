@@ -64,7 +64,7 @@ export function writeCsv(client: pg.ClientBase, select: string, file: string, on
  * format would double every backslash).
  */
 export function writeJsonl(client: pg.ClientBase, select: string, file: string, onProgress?: (p: ProgressUpdate) => void): Promise<number> {
-  return copyOut(client, `COPY (SELECT row_to_json(r) FROM (${select}) r) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')`, file, onProgress)
+  return copyOut(client, `COPY (SELECT row_to_json(r.*) FROM (${select}) r) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')`, file, onProgress)
 }
 
 interface ParquetColumn {
