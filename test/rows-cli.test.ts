@@ -334,6 +334,7 @@ describe('bad input: one line, non-zero exit, nothing committed', () => {
     expectOneLineError(await run(['commit', 'firstbad', await file('fb1.csv', 'id,name\n1,a\n,b\n')]), /fb1\.csv line 3: the key column id is empty; nothing was committed/)
     expectOneLineError(await run(['commit', 'firstbad', await file('fb2.csv', 'id,name\n1,a\n2,b\n1,c\n')]), /repeat key \{"id": 1\}/)
     expectOneLineError(await run(['commit', 'firstbad', await file('fb3.csv', 'id,name\n1,a\nx,b\n'), '--columns', 'id bigint, name text']), /fb3\.csv line 3, column id: invalid input syntax for type bigint/)
+    expectOneLineError(await run(['commit', 'firstbad', await file('fb5.csv', 'id,_dv_note\n1,a\n')]), /fb5\.csv has the column "_dv_note", but names starting with _dv_ are reserved by pgdv; nothing was committed/)
     expect(await versions('firstbad')).toBe(before)
     const left = async () => (await c.query("SELECT (SELECT count(*) FROM pg_class WHERE relname ~ '_load_')::int AS tables, (SELECT count(*) FROM dv_internal.first_loads)::int AS loads")).rows[0]
     expect(await left()).toEqual({ tables: 0, loads: 0 })

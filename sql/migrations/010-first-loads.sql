@@ -549,13 +549,26 @@ AS $$
 -- version yet is named to make_version (setting pgdv.first_load), which takes it over;
 -- any other use commits it like a dv.stage table, and then it is dropped. Everything
 -- else is dv_internal.commit_staged.
+-- Staging columns named _dv_* are pgdv's: commit_staged reads _dv_delete, _dv_hash and
+-- _dv_key and skipped any other, so a user column such as "_dv_note" vanished from the
+-- version without a word. Now it is refused.
 DECLARE
   v_load dv_internal.first_loads;
   v_ds bigint;
   v_head bigint;
+  v_reserved text;
 BEGIN
   SELECT * INTO v_load FROM dv_internal.first_loads f WHERE f.relid = p_staging;
-  IF NOT FOUND THEN
+  SELECT string_agg(format('"%s"', a.attname), ', ' ORDER BY a.attnum) INTO v_reserved
+  FROM pg_attribute a
+  WHERE a.attrelid = p_staging AND a.attnum > 0 AND NOT a.attisdropped AND a.attname LIKE '\_dv\_%'
+    AND a.attname <> '_dv_delete' AND NOT (a.attname IN ('_dv_hash', '_dv_key') AND a.atttypid = 'bytea'::regtype)
+    AND NOT (v_load.relid IS NOT NULL AND a.attname IN ('_dv_gone', '_dv_n'));
+  IF v_reserved IS NOT NULL THEN
+    RAISE EXCEPTION 'staging table % has column(s) % whose names pgdv reserves (_dv_*); nothing was committed', p_staging, v_reserved
+      USING ERRCODE = 'invalid_name', HINT = 'Rename them; of such names a staging table may carry only _dv_delete (mode apply) and _dv_hash, _dv_key (bytea)';
+  END IF;
+  IF v_load.relid IS NULL THEN
     RETURN QUERY SELECT * FROM dv_internal.commit_staged(p_dataset, p_staging, p_mode, p_branch, p_message, p_tag, p_force, p_metadata);
     RETURN;
   END IF;

@@ -122,6 +122,16 @@ function checkDuplicates(names: string[], what: string): void {
   }
 }
 
+/** Names starting with _dv_ are pgdv's; of them a load may carry only _dv_delete (mode apply). */
+function checkReserved(names: string[], what: string): void {
+  const bad = names.filter((n) => n.startsWith('_dv_') && n !== DELETE_COLUMN)
+  if (bad.length > 0) {
+    throw new PgdvError(`${what} has the column ${bad.map((n) => `"${n}"`).join(', ')}, but names starting with _dv_ are reserved by pgdv; nothing was committed`, {
+      hint: 'Rename the column (only _dv_delete, for --mode apply, is read)',
+    })
+  }
+}
+
 function checkKeys(dataset: string, keys: string[] | null, names: string[], what: string): void {
   const missing = (keys ?? []).filter((k) => !names.includes(k))
   if (missing.length > 0) {
@@ -286,6 +296,7 @@ export async function commitFile(pgdv: Pgdv, input: CommitFileInput): Promise<Lo
     throw new PgdvError(`${file} has no columns (empty file?)`, { hint: format === 'csv' ? 'A CSV needs a header line' : 'Give a file with at least one row' })
   }
   checkDuplicates(columns, file)
+  checkReserved(columns, file)
   checkKeys(input.dataset, ds.key_columns, columns, file)
 
   return withLoadClient(pgdv, async (client, cleanup) => {
@@ -442,6 +453,7 @@ export async function commitQuery(pgdv: Pgdv, input: CommitQueryInput): Promise<
     const source = await relationColumns(client, view)
     const names = source.map((c) => c.name)
     checkDuplicates(names, what)
+    checkReserved(names, what)
     checkKeys(input.dataset, ds.key_columns, names, what)
     const existing = await datasetColumns(client, input.dataset, 'main')
     const defs = planColumns(source, existing, declared, () => [])
