@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/rows.ts [--rows 5000000] [--quick] [--steps 20] [--keep-csv] [--keep] [--engine-alone]
  *
- * --engine-alone (default up to 1M rows) also commits the file through dv.stage + a COPY
+ * --engine-alone (default up to 1M rows) also commits the file through dv.stage_first + a COPY
  * of the raw CSV + dv.commit, which splits the commit's cost between loader and engine.
  *
  * --keep leaves the server, the datasets and the plain peer tables in place (and prints
@@ -47,7 +47,7 @@ interface Args {
   smallRows: number
   keepCsv: boolean
   keep: boolean
-  /** Also commit through dv.stage + raw CSV COPY + dv.commit, to split loader and engine costs. */
+  /** Also commit through dv.stage_first + raw CSV COPY + dv.commit, to split loader and engine costs. */
   engineAlone: boolean
   reads: number
   /** Further reads of the depth-20 version and its plain peer, taken in turn. */
@@ -177,8 +177,9 @@ interface Copy {
 }
 
 /**
- * The SQL path a DBA uses (and the contract's loaders build on): dv.stage, COPY into
- * the staging table, dv.commit (which hashes the rows), in one transaction.
+ * The SQL path a DBA uses (and the contract's loaders build on): dv.stage_first (for a
+ * first commit a table dv.commit takes over, else dv.stage's), COPY into it (FREEZE when
+ * it is a first load), dv.commit (which hashes the rows), in one transaction.
  * `deleteColumn` adds the `_dv_delete boolean` column mode apply reads, before the COPYs.
  */
 async function stageAndCommit(
@@ -188,10 +189,11 @@ async function stageAndCommit(
 ): Promise<CommitResult> {
   await client.query('BEGIN')
   try {
-    const { rows } = await client.query<{ name: string }>('SELECT dv.stage(p_dataset => $1::text, p_columns => $2::text) AS name', [dataset, opts.columns ?? null])
+    const { rows } = await client.query<{ name: string }>('SELECT dv.stage_first(p_dataset => $1::text, p_columns => $2::text) AS name', [dataset, opts.columns ?? null])
     const staging = rows[0].name
+    const freeze = staging.startsWith('dv_rows.') ? ', FREEZE' : ''
     if (opts.deleteColumn) await client.query(`ALTER TABLE ${staging} ADD COLUMN _dv_delete boolean`)
-    for (const c of opts.copies) await copyIn(client, `COPY ${staging} (${c.columns}) FROM STDIN WITH (FORMAT csv${c.csvHeader ? ', HEADER true' : ''})`, c.source)
+    for (const c of opts.copies) await copyIn(client, `COPY ${staging} (${c.columns}) FROM STDIN WITH (FORMAT csv${c.csvHeader ? ', HEADER true' : ''}${freeze})`, c.source)
     const res = await client.query<CommitResult>(
       'SELECT * FROM dv.commit(p_dataset => $1::text, p_staging => $2::regclass, p_mode => $3::text, p_message => $4::text)',
       [dataset, staging, opts.mode, opts.message],
@@ -388,7 +390,7 @@ async function main(): Promise<void> {
     if (args.engineAlone) {
       const sqlPath = `${big}_sql`
       await createDataset(pgdv, { name: sqlPath, keyColumns: ['id'], description: 'bench/rows.ts (SQL path)' })
-      progress('dv: dv.stage + COPY of the raw CSV + dv.commit (the engine without the Node loader)')
+      progress('dv: dv.stage_first + COPY of the raw CSV + dv.commit (the engine without the Node loader)')
       sqlCommitMs = (
         await timed(() => stageAndCommit(client, sqlPath, { columns: COLUMNS, copies: [{ columns: COLUMN_LIST, source: createReadStream(csv), csvHeader: true }], mode: 'replace', message: 'base' }))
       ).ms
@@ -399,7 +401,7 @@ async function main(): Promise<void> {
     await createDataset(pgdv, { name: big, keyColumns: ['id'], description: 'bench/rows.ts' })
     const bytes0 = await pgdvBytes(client)
     progress('dv: commitFile (the CSV loader) of the same file')
-    const baseHow = "`commitFile` (src/api/load.ts, what `pgdv commit` runs): CSV parsed in Node, COPY into dv.stage's table, dv.commit hashing in SQL"
+    const baseHow = "`commitFile` (src/api/load.ts, what `pgdv commit` runs): one transaction: COPY (FREEZE) of the raw CSV into dv.stage_first's table, dv.commit taking it over as the version table and hashing it in SQL"
     const base = await timed(() => commitFile(pgdv, { dataset: big, file: csv, format: 'csv', mode: 'replace', columns: COLUMNS, message: 'base' }))
     const bytesBase = (await pgdvBytes(client)) - bytes0
     progress(`base commit: ${sec(base.ms)} (version ${base.value.version_id}, ${base.value.row_count} rows)`)
@@ -641,7 +643,7 @@ async function main(): Promise<void> {
     out(`| COPY from Node into a plain table, no hashing | ${sec(nodeCopyMs)} (${x(base.ms / nodeCopyMs)} of it for the pgdv commit) |`)
     out(`| pgdv base commit (commitFile) | ${sec(base.ms)} (${(args.rows / (base.ms / 1000) / 1e6).toFixed(2)}M rows/s) |`)
     if (sqlCommitMs !== undefined) {
-      out(`| the engine alone: dv.stage + COPY of the raw CSV (FORMAT csv) + dv.commit, hashing in SQL | ${sec(sqlCommitMs)} (${x(sqlCommitMs / peerLoadMs)} the peer; the Node loader adds ${sec(Math.max(0, base.ms - sqlCommitMs))}) |`)
+      out(`| the engine alone: dv.stage_first + COPY of the raw CSV (FORMAT csv) + dv.commit, hashing in SQL | ${sec(sqlCommitMs)} (${x(sqlCommitMs / peerLoadMs)} the peer; the Node loader adds ${sec(Math.max(0, base.ms - sqlCommitMs))}) |`)
     }
     out(`| apply commit of ${(nUpd + nIns).toLocaleString('en')} upserted rows + ${nDel.toLocaleString('en')} deleted keys, median (min–max) | ${sec(changeMed)} (${sec(Math.min(...changeMs))}–${sec(Math.max(...changeMs))}) |`)
     out(`| dv.diff_summary, head vs 20 back | ${sec(summaryMs)} (${sumRow.added}/${sumRow.removed}/${sumRow.modified} added/removed/modified; ${summaryMatches ? 'equal to' : '**differs from**'} the anti-join's counts) |`)
