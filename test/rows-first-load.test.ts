@@ -8,7 +8,8 @@ import { pipeline } from 'node:stream/promises'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freshDatabase, type TestDatabase } from './helpers/db.js'
+import { commitObjects } from '../src/api/rows.js'
+import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
 
 let t: TestDatabase
 let c: pg.Client
@@ -97,6 +98,26 @@ describe('dv.stage_first', () => {
       { change: 'added', key: { id: 501 } },
     ])
     expect((await contents('fl')).length).toBe(501)
+  })
+
+  it('the TypeScript API (commitObjects) takes its first load over too; a failing iterable leaves nothing', async () => {
+    await q("SELECT dv.dataset_create('fl_api', 'table', ARRAY['id'])")
+    const pgdv = await openPgdv(t)
+    try {
+      async function* bad() {
+        yield { id: 1, v: 'a' }
+        throw new Error('the source broke')
+      }
+      await expect(commitObjects(pgdv, { dataset: 'fl_api', columns: 'id int, v text', rows: bad() })).rejects.toThrow(/the source broke/)
+      expect(await leftovers()).toEqual({ tables: [], loads: 0 })
+      const v = await commitObjects(pgdv, { dataset: 'fl_api', columns: 'id int, v text', rows: [{ id: 1, v: 'a' }, { id: 2 }] })
+      expect(v).toMatchObject({ added: '2', row_count: '2' })
+      expect(await q('SELECT ord_start, ord_end FROM dv.version_tables WHERE version_id = $1', [v.version_id])).toEqual([{ ord_start: '0', ord_end: '2' }])
+      expect(await contents('fl_api')).toEqual(['{"v": "a", "id": 1}', '{"v": null, "id": 2}'])
+      expect(await leftovers()).toEqual({ tables: [], loads: 0 })
+    } finally {
+      await pgdv.close()
+    }
   })
 
   it('is dv.stage once a dataset has a version, or when its key does not suit row layout 2', async () => {

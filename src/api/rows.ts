@@ -1,7 +1,8 @@
 // Row versions from TypeScript: thin calls of the dv.* SQL functions of migration 003.
-// commitObjects streams JS objects into a dv.stage table with COPY (pg-copy-streams,
-// pipeline() with backpressure) and calls dv.commit, all in one transaction on one
-// connection (the staging table is a session TEMP table).
+// commitObjects streams JS objects with COPY (pg-copy-streams, pipeline() with
+// backpressure) into a staging table — dv.stage_first's for a dataset's first commit,
+// else dv.stage's session TEMP table — and calls dv.commit, all in one transaction on one
+// connection.
 
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -119,15 +120,19 @@ async function stagingColumns(client: pg.PoolClient, staging: string): Promise<{
 }
 
 /**
- * Commits objects as a new version: dv.stage, COPY of the rows (streamed, with
- * backpressure: the iterable is pulled only as fast as PostgreSQL takes the data), dv.commit.
+ * Commits objects as a new version: dv.stage_first (a dataset's first commit: a table
+ * dv.commit takes over without copying; else dv.stage's), COPY of the rows (streamed, with
+ * backpressure: the iterable is pulled only as fast as PostgreSQL takes the data), dv.commit,
+ * in one transaction.
  * Keys of the objects are column names; missing ones are NULL, unknown ones an error.
  */
 export async function commitObjects(pgdv: Pgdv, input: CommitObjectsInput): Promise<CommitResult> {
   return pgdv.db.tx(async (client) => {
-    const staged = await client.query<{ stage: string }>('SELECT dv.stage(p_dataset => $1::text, p_columns => $2::text) AS stage', [input.dataset, input.columns ?? null])
+    const staged = await client.query<{ stage: string }>('SELECT dv.stage_first(p_dataset => $1::text, p_columns => $2::text) AS stage', [input.dataset, input.columns ?? null])
     const staging = staged.rows[0].stage
-    const cols = await stagingColumns(client, staging)
+    // A first load's table also has pgdv's _dv_gone and _dv_n, which COPY leaves to it.
+    const firstLoad = staging.startsWith('dv_rows.')
+    const cols = (await stagingColumns(client, staging)).filter((c) => !(firstLoad && (c.name === '_dv_gone' || c.name === '_dv_n')))
     const known = new Set(cols.map((c) => c.name))
     const colList = cols.map((c) => `"${c.name.replace(/"/g, '""')}"`).join(', ')
     let line = 0
@@ -151,7 +156,7 @@ export async function commitObjects(pgdv: Pgdv, input: CommitObjectsInput): Prom
       if (batch) yield batch
     }
     try {
-      await pipeline(Readable.from(lines()), client.query(copyFrom(`COPY ${staging} (${colList}) FROM STDIN`)))
+      await pipeline(Readable.from(lines()), client.query(copyFrom(`COPY ${staging} (${colList}) FROM STDIN${firstLoad ? ' WITH (FREEZE)' : ''}`)))
     } catch (e) {
       throw e instanceof PgdvError ? e : toPgdvError(e)
     }
