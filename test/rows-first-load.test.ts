@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises'
 import pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { gc } from '../src/api/gc.js'
 import { commitObjects } from '../src/api/rows.js'
 import { freshDatabase, openPgdv, type TestDatabase } from './helpers/db.js'
 
@@ -31,7 +32,7 @@ async function contents(dataset: string, ref = 'main'): Promise<string[]> {
 }
 
 async function leftovers(): Promise<{ tables: string[]; loads: number }> {
-  const tables = (await q<{ relname: string }>("SELECT relname FROM pg_class WHERE relname ~ '^d[0-9]+_load_' ORDER BY 1")).map((r) => r.relname)
+  const tables = (await q<{ relname: string }>("SELECT relname FROM pg_class WHERE relname ~ '^d[0-9]+_load_' AND relkind = 'r' ORDER BY 1")).map((r) => r.relname)
   const [{ n }] = await q<{ n: number }>('SELECT count(*)::int AS n FROM dv_internal.first_loads')
   return { tables, loads: n }
 }
@@ -199,10 +200,41 @@ describe('dv.stage_first', () => {
     for (let i = 0; i < 50 && (await q("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")).length > 0; i++) {
       await new Promise((r) => setTimeout(r, 100))
     }
+    const [stale] = await q<{ dataset: string; staging_table: string }>('SELECT dataset, staging_table FROM dv.drop_stale_loads(p_dry_run => true)')
+    expect(stale).toMatchObject({ dataset: 'fl_race', staging_table: expect.stringMatching(/^dv_rows\.d\d+_load_\d+$/) })
+    expect((await leftovers()).loads).toBe(1)  // a dry run drops nothing
     const [{ s: again }] = await q<{ s: string }>("SELECT dv.stage_first('fl_race') AS s")
     expect(again).toMatch(/^pg_temp\./)  // the dataset has a version now
     expect(await leftovers()).toEqual({ tables: [], loads: 0 })
     expect(await contents('fl_race')).toEqual(['{"v": "z", "id": 9}'])
+  })
+
+  it('pgdv gc drops a first load whose session ended; one still open is kept', async () => {
+    await q("SELECT dv.dataset_create('fl_gc', 'table', ARRAY['id'])")
+    const pgdv = await openPgdv(t)
+    const ended = new pg.Client({ connectionString: t.url })
+    const open = new pg.Client({ connectionString: t.url })
+    await ended.connect()
+    await open.connect()
+    try {
+      await q("SELECT dv.stage_first('fl_gc', 'id int') AS s", [], ended)
+      const [{ s: kept }] = await q<{ s: string }>("SELECT dv.stage_first('fl_gc', 'id int') AS s", [], open)
+      await ended.end()
+      for (let i = 0; i < 50 && (await leftovers()).loads > 0 && (await q('SELECT 1 FROM dv.drop_stale_loads(p_dry_run => true)')).length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      const dry = await gc(pgdv, { dryRun: true, waitMs: 0 })
+      expect(dry.stale_loads.map((l) => l.dataset)).toEqual(['fl_gc'])
+      expect((await leftovers()).loads).toBe(2)
+      const done = await gc(pgdv, { waitMs: 0 })
+      expect(done.stale_loads).toHaveLength(1)
+      expect(await leftovers()).toEqual({ tables: [kept.replace('dv_rows.', '')], loads: 1 })
+    } finally {
+      await open.end()
+      await pgdv.close()
+    }
+    await q('SELECT * FROM dv.drop_stale_loads()')
+    expect(await leftovers()).toEqual({ tables: [], loads: 0 })
   })
 
   it('a pgdv_writer fills the dataset columns of its first load but not pgdv\'s, and loses its grants at the commit', async () => {

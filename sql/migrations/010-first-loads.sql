@@ -19,8 +19,9 @@
 -- When the dataset has a version already, or its key does not suit layout 2, dv.stage_first
 -- is dv.stage. dv.commit given a dv.stage_first table it cannot take over (another mode, a
 -- branch with versions) copies from it as from any staging table and then drops it.
--- A table left by a load that committed its transaction without dv.commit is dropped by
--- the next dv.stage_first of the dataset once the session that made it has ended.
+-- A table left by a load that committed its transaction without dv.commit is dropped,
+-- once the session that made it has ended, by dv.drop_stale_loads: pgdv gc calls it, and
+-- so does the next dv.stage_first of the dataset.
 --
 -- dv.commit is now a wrapper; the commit itself is dv_internal.commit_staged (009's
 -- dv.commit, renamed, unchanged).
@@ -116,6 +117,41 @@ $$;
 -- Staging for a first commit
 -- ---------------------------------------------------------------------------
 
+CREATE FUNCTION dv.drop_stale_loads(p_dataset text DEFAULT NULL, p_dry_run boolean DEFAULT false)
+RETURNS TABLE (dataset text, staging_table text, created_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- A dv.stage_first table belongs to the session that made it; once that session has
+-- ended without committing it, nothing can finish the load. A session still open (an
+-- autocommit load between its COPY and its commit) keeps its table.
+DECLARE
+  v_old record;
+BEGIN
+  FOR v_old IN
+    SELECT f.relid, d.name, c.relname, f.created_at
+    FROM dv_internal.first_loads f JOIN dv.datasets d ON d.id = f.dataset_id LEFT JOIN pg_class c ON c.oid = f.relid
+    WHERE (p_dataset IS NULL OR d.name = p_dataset)
+      AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                      WHERE a.pid = f.backend_pid AND (a.backend_start IS NULL OR a.backend_start IS NOT DISTINCT FROM f.backend_start))
+    ORDER BY f.created_at
+  LOOP
+    dataset := v_old.name;
+    staging_table := format('dv_rows.%I', v_old.relname);
+    created_at := v_old.created_at;
+    RETURN NEXT;
+    CONTINUE WHEN p_dry_run;
+    DELETE FROM dv_internal.dataset_relations r WHERE r.schema_name = 'dv_rows' AND r.rel_name = v_old.relname;
+    IF v_old.relname IS NOT NULL THEN
+      EXECUTE format('DROP TABLE dv_rows.%I', v_old.relname);
+    END IF;
+    DELETE FROM dv_internal.first_loads f WHERE f.relid = v_old.relid;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dv.drop_stale_loads(text, boolean) IS 'Drops the dv.stage_first tables (of one dataset, or all) whose session ended without committing them, and lists them; p_dry_run only lists. pgdv gc calls it; so does dv.stage_first for its dataset.
+Example: SELECT * FROM dv.drop_stale_loads(p_dry_run => true);';
+
 CREATE FUNCTION dv_internal.first_load(p_ds bigint, p_like regclass, p_heads jsonb)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
@@ -133,22 +169,10 @@ DECLARE
   v_name text;
   v_n int := 0;
   v_grantee name;
-  v_old record;
 BEGIN
   SELECT * INTO v_ds FROM dv.datasets d WHERE d.id = p_ds;
   -- Tables of loads whose session ended without committing one.
-  FOR v_old IN
-    SELECT f.relid FROM dv_internal.first_loads f
-    WHERE f.dataset_id = p_ds
-      AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-                      WHERE a.pid = f.backend_pid AND (a.backend_start IS NULL OR a.backend_start IS NOT DISTINCT FROM f.backend_start))
-  LOOP
-    DELETE FROM dv_internal.dataset_relations r WHERE r.schema_name = 'dv_rows' AND r.rel_name = (SELECT c.relname FROM pg_class c WHERE c.oid = v_old.relid);
-    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = v_old.relid) THEN
-      EXECUTE format('DROP TABLE %s', v_old.relid::regclass);
-    END IF;
-    DELETE FROM dv_internal.first_loads f WHERE f.relid = v_old.relid;
-  END LOOP;
+  PERFORM dv.drop_stale_loads(v_ds.name);
 
   IF v_ds.kind <> 'table' OR cardinality(v_keys) IS DISTINCT FROM 1
      OR EXISTS (SELECT 1 FROM dv.version_tables t WHERE t.dataset_id = p_ds)
@@ -604,6 +628,7 @@ Example: SELECT * FROM dv.commit(''flights'', ''pg_temp.dv_stage_1_1'', p_mode =
 Mixed change: ALTER TABLE pg_temp.dv_stage_1_1 ADD COLUMN _dv_delete boolean; fill it; SELECT * FROM dv.commit(''flights'', ''pg_temp.dv_stage_1_1'', p_mode => ''apply'');';
 
 REVOKE EXECUTE ON FUNCTION
+  dv.drop_stale_loads(text, boolean),
   dv_internal.first_load(bigint, regclass, jsonb),
   dv_internal.commit_staged(text, regclass, text, text, text, text, boolean, jsonb),
   dv.stage_first(text, text), dv.commit(text, regclass, text, text, text, text, boolean, jsonb)
@@ -613,3 +638,4 @@ GRANT EXECUTE ON FUNCTION
   dv_internal.first_load(bigint, regclass, jsonb),
   dv.stage_first(text, text), dv.commit(text, regclass, text, text, text, text, boolean, jsonb)
 TO pgdv_writer;
+GRANT EXECUTE ON FUNCTION dv.drop_stale_loads(text, boolean) TO pgdv_admin;

@@ -8,7 +8,7 @@ const SHOWN = 50
 export default class Gc extends PgdvCommand<typeof Gc> {
   static summary = 'Delete file packs no version, blob or model references any more (SQL: dv.gc_plan, dv.gc_sweep).'
   static description = `Mark and sweep: a pack all of whose chunks are unreferenced (e.g. after dataset drop), or that an ingest sealed but never registered, is deleted from the object store once it was written longer than --grace ago. A pack mixing live and dead chunks is kept whole (repacking is not implemented yet).
-gc waits (up to --wait) for running ingests to finish and holds new ones back while it sweeps; nothing a committed version references is ever deleted. Also removes temp packs that killed ingests left in the home's tmp folder.`
+gc waits (up to --wait) for running ingests to finish and holds new ones back while it sweeps; nothing a committed version references is ever deleted. Also removes temp packs that killed ingests left in the home's tmp folder, and drops dv.stage_first staging tables whose session ended without committing them (SQL: dv.drop_stale_loads).`
   static examples = ['<%= config.bin %> gc --dry-run', '<%= config.bin %> gc', '<%= config.bin %> gc --grace 0 --json']
 
   static flags = {
@@ -38,7 +38,8 @@ gc waits (up to --wait) for running ingests to finish and holds new ones back wh
       `${r.dry_run ? 'dry run: ' : ''}${verb} ${r.deleted_packs} pack(s), ${mb(r.deleted_bytes)} MB` +
         (r.deleted_unregistered ? ` (${r.deleted_unregistered} never registered)` : '') +
         `; ${r.dry_run ? 'would keep' : 'kept'} ${r.live_packs} live, ${r.kept_young} within the grace period, ${r.kept_mixed} mixed (${mb(r.mixed_dead_bytes)} MB dead in them)` +
-        (r.temp_packs_removed ? `; ${r.dry_run ? 'would remove' : 'removed'} ${r.temp_packs_removed} stale temp pack(s)` : ''),
+        (r.temp_packs_removed ? `; ${r.dry_run ? 'would remove' : 'removed'} ${r.temp_packs_removed} stale temp pack(s)` : '') +
+        (r.stale_loads.length ? `; ${r.dry_run ? 'would drop' : 'dropped'} ${r.stale_loads.length} staging table(s) of loads that never committed` : ''),
     )
     return r
   }
