@@ -55,6 +55,19 @@ UPDATE dv.datasets d SET row_key_type = (
   WHERE v.dataset_id = d.id AND c.is_key ORDER BY c.version_id LIMIT 1)
 WHERE d.row_layout = 2;
 
+CREATE FUNCTION dv_internal.key_suits_layout2(p_type regtype)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  -- Row layout 2 keys entries by the key column's own value: its type needs default
+  -- btree (the unique index) and hash (joins of many keys) operator classes.
+  SELECT p_type IS NOT NULL
+     AND EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am a ON a.oid = o.opcmethod WHERE a.amname = 'btree' AND o.opcdefault AND o.opcintype = p_type)
+     AND EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am a ON a.oid = o.opcmethod WHERE a.amname = 'hash' AND o.opcdefault AND o.opcintype = p_type)
+$$;
+COMMENT ON FUNCTION dv_internal.key_suits_layout2(regtype) IS 'Whether a single key column of this type gives a dataset row layout 2 (default btree and hash operator classes). Example: SELECT dv_internal.key_suits_layout2(''bigint'')';
+
 CREATE OR REPLACE FUNCTION dv_internal.settle_layout(p_ds bigint, p_names text[], p_types text[])
 RETURNS smallint
 LANGUAGE plpgsql
@@ -69,7 +82,6 @@ AS $$
 DECLARE
   v_layout smallint;
   v_keys text[];
-  v_type regtype;
 BEGIN
   SELECT d.row_layout INTO v_layout FROM dv.datasets d WHERE d.id = p_ds;
   IF v_layout IS NOT NULL THEN
@@ -82,12 +94,7 @@ BEGIN
   v_keys := dv_internal.key_columns(p_ds);
   v_layout := 1;
   IF cardinality(v_keys) = 1 AND array_position(p_names, v_keys[1]) IS NOT NULL THEN
-    v_type := to_regtype(p_types[array_position(p_names, v_keys[1])]);
-    IF v_type IS NOT NULL
-       AND EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am a ON a.oid = o.opcmethod
-                   WHERE a.amname = 'btree' AND o.opcdefault AND o.opcintype = v_type)
-       AND EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am a ON a.oid = o.opcmethod
-                   WHERE a.amname = 'hash' AND o.opcdefault AND o.opcintype = v_type) THEN
+    IF dv_internal.key_suits_layout2(to_regtype(p_types[array_position(p_names, v_keys[1])])) THEN
       v_layout := 2;
     END IF;
   END IF;
@@ -181,9 +188,7 @@ BEGIN
   END IF;
   -- The test dv_internal.settle_layout makes at the commit.
   SELECT a.atttypid::regtype INTO v_type FROM pg_attribute a WHERE a.attrelid = p_like AND a.attname = v_keys[1] AND NOT a.attisdropped;
-  IF v_type IS NULL
-     OR NOT EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am a ON a.oid = o.opcmethod WHERE a.amname = 'btree' AND o.opcdefault AND o.opcintype = v_type)
-     OR NOT EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am a ON a.oid = o.opcmethod WHERE a.amname = 'hash' AND o.opcdefault AND o.opcintype = v_type) THEN
+  IF NOT dv_internal.key_suits_layout2(v_type) THEN
     RETURN NULL;
   END IF;
 

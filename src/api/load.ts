@@ -19,7 +19,7 @@ import { type OutputFormat, outputFormatOf, writeCsv, writeJsonl, writeParquet }
 import type { Pgdv } from './client.js'
 import { showDataset } from './datasets.js'
 import { checkoutFiles } from './files.js'
-import type { CommitMode, CommitResult } from './rows.js'
+import { type CommitMode, type CommitResult, isFirstLoad } from './rows.js'
 
 
 export interface CommitOptions {
@@ -258,7 +258,7 @@ function skipTypeErrors(
  * rows can be written frozen and later reads set no hint bits on them.
  */
 function freeze(staging: string): string[] {
-  return staging.startsWith('dv_rows.') ? ['FREEZE'] : []
+  return isFirstLoad(staging) ? ['FREEZE'] : []
 }
 
 /** Loads a CSV, JSONL or Parquet file into a new version of a table dataset. */

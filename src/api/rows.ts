@@ -119,6 +119,11 @@ async function stagingColumns(client: pg.PoolClient, staging: string): Promise<{
   return res.rows
 }
 
+/** Whether a staging table name from dv.stage_first is a first load (a dv_rows table dv.commit takes over). */
+export function isFirstLoad(staging: string): boolean {
+  return staging.startsWith('dv_rows.')
+}
+
 /**
  * Commits objects as a new version: dv.stage_first (a dataset's first commit: a table
  * dv.commit takes over without copying; else dv.stage's), COPY of the rows (streamed, with
@@ -131,7 +136,7 @@ export async function commitObjects(pgdv: Pgdv, input: CommitObjectsInput): Prom
     const staged = await client.query<{ stage: string }>('SELECT dv.stage_first(p_dataset => $1::text, p_columns => $2::text) AS stage', [input.dataset, input.columns ?? null])
     const staging = staged.rows[0].stage
     // A first load's table also has pgdv's _dv_gone and _dv_n, which COPY leaves to it.
-    const firstLoad = staging.startsWith('dv_rows.')
+    const firstLoad = isFirstLoad(staging)
     const cols = (await stagingColumns(client, staging)).filter((c) => !(firstLoad && (c.name === '_dv_gone' || c.name === '_dv_n')))
     const known = new Set(cols.map((c) => c.name))
     const colList = cols.map((c) => `"${c.name.replace(/"/g, '""')}"`).join(', ')
